@@ -1,0 +1,183 @@
+//! The connection enum over both backends, chosen by the URL scheme.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use diesel::connection::SimpleConnection;
+use diesel::{Connection, PgConnection, SqliteConnection};
+
+use crate::StoreError;
+
+/// A connection to either backend. Queries written against [`crate::schema`] run on both.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Sqlite(SqliteConnection),
+    Postgresql(PgConnection),
+}
+
+/// Which database a URL points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        })
+    }
+}
+
+/// A parsed database URL: `postgres://…` / `postgresql://…`, or `sqlite://PATH`,
+/// `sqlite:PATH` or a plain file path for SQLite.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    pub fn parse(url: &str) -> Result<Self, StoreError> {
+        let url = url.trim();
+        if url.is_empty() {
+            return Err(StoreError::InvalidUrl("empty".into()));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Self::Postgres(url.to_owned()));
+        }
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .unwrap_or(url);
+        if path.contains("://") {
+            let scheme = url.split("://").next().unwrap_or_default();
+            return Err(StoreError::InvalidUrl(format!(
+                "unsupported scheme '{scheme}' (use postgres://, sqlite:// or a file path)"
+            )));
+        }
+        if path.is_empty() {
+            return Err(StoreError::InvalidUrl("sqlite URL without a path".into()));
+        }
+        Ok(Self::Sqlite(PathBuf::from(path)))
+    }
+
+    pub fn sqlite_file(path: &Path) -> Self {
+        Self::Sqlite(path.to_path_buf())
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            DatabaseUrl::Sqlite(_) => Backend::Sqlite,
+            DatabaseUrl::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Opens one connection with the backend's per-connection settings applied.
+    /// Unlike the derived `establish`, the real error reaches the caller.
+    pub fn establish(&self) -> Result<DbConnection, StoreError> {
+        match self {
+            DatabaseUrl::Sqlite(path) => {
+                let path_str = path
+                    .to_str()
+                    .ok_or_else(|| StoreError::InvalidUrl("SQLite path is not UTF-8".into()))?;
+                let mut conn = SqliteConnection::establish(path_str)
+                    .map_err(|e| StoreError::Connect(format!("SQLite {}: {e}", path.display())))?;
+                // WAL lets readers run beside the single writer; busy_timeout makes writers
+                // queue instead of failing; foreign keys are off by default in SQLite.
+                conn.batch_execute(
+                    "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                )
+                .map_err(|e| StoreError::Connect(format!("SQLite settings: {e}")))?;
+                Ok(DbConnection::Sqlite(conn))
+            }
+            DatabaseUrl::Postgres(url) => PgConnection::establish(url)
+                .map(DbConnection::Postgresql)
+                .map_err(|e| StoreError::Connect(format!("PostgreSQL: {e}"))),
+        }
+    }
+}
+
+/// Never prints a PostgreSQL password.
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self}")
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DatabaseUrl::Sqlite(path) => write!(f, "sqlite://{}", path.display()),
+            DatabaseUrl::Postgres(url) => f.write_str(&redact_password(url)),
+        }
+    }
+}
+
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}")
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl DbConnection {
+    pub fn backend(&self) -> Backend {
+        match self {
+            DbConnection::Sqlite(_) => Backend::Sqlite,
+            DbConnection::Postgresql(_) => Backend::Postgres,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scheme_picks_the_backend() {
+        assert_eq!(DatabaseUrl::parse("postgres://u@h/db").expect("pg").backend(), Backend::Postgres);
+        assert_eq!(DatabaseUrl::parse("postgresql://u@h/db").expect("pg").backend(), Backend::Postgres);
+        assert_eq!(
+            DatabaseUrl::parse("sqlite://data/clinic.db").expect("sqlite"),
+            DatabaseUrl::Sqlite(PathBuf::from("data/clinic.db"))
+        );
+        assert_eq!(
+            DatabaseUrl::parse("/var/lib/clinic.db").expect("path"),
+            DatabaseUrl::Sqlite(PathBuf::from("/var/lib/clinic.db"))
+        );
+        assert!(DatabaseUrl::parse("mysql://root@localhost/db").is_err());
+        assert!(DatabaseUrl::parse("sqlite://").is_err());
+    }
+
+    #[test]
+    fn display_hides_the_password() {
+        let url = DatabaseUrl::parse("postgres://clinic:s3cret@db:5432/clinic").expect("pg");
+        assert_eq!(url.to_string(), "postgres://clinic:***@db:5432/clinic");
+        assert!(!format!("{url:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn sqlite_connections_get_their_pragmas() {
+        use diesel::sql_types::BigInt;
+        use diesel::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct Value {
+            #[diesel(sql_type = BigInt)]
+            foreign_keys: i64,
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut conn = DatabaseUrl::sqlite_file(&dir.path().join("t.db")).establish().expect("open");
+        let v: Value = diesel::sql_query("PRAGMA foreign_keys").get_result(&mut conn).expect("pragma");
+        assert_eq!(v.foreign_keys, 1);
+    }
+}
