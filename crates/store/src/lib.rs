@@ -19,3 +19,9 @@ pub mod time;
 pub use connection::{Backend, DatabaseUrl, DbConnection};
 pub use error::StoreError;
 pub use pool::{Pool, PooledConnection};
+
+/// A trivial round trip, for readiness checks.
+pub fn ping(conn: &mut DbConnection) -> Result<(), StoreError> {
+    use diesel::connection::SimpleConnection;
+    conn.batch_execute("SELECT 1").map_err(|e| StoreError::Unavailable(e.to_string()))
+}

@@ -1,0 +1,262 @@
+//! Extractors: a strict JSON body that names the offending field, bearer-token auth with a
+//! required scope checked by type, and problem bodies for bad paths and query strings.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
+use clinic_auth::Principal;
+use clinic_domain::auth::Scope;
+use clinic_patients::audit::Actor;
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+
+use crate::problem::ApiError;
+use crate::state::AppState;
+
+/// The request body limit in bytes (app data).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+/// The request's id, set by the observing middleware (from `X-Request-Id` or fresh).
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// A JSON body deserialised strictly (DTOs deny unknown fields), with errors that name the
+/// field: `{"field": "steps[2].rate", "code": "invalid_type", ...}`.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let limit = req.app_data::<BodyLimit>().map(|l| l.0).unwrap_or(64 * 1024);
+        let is_json = req
+            .mime_type()
+            .ok()
+            .flatten()
+            .is_some_and(|m| m.subtype() == "json" || m.suffix().is_some_and(|s| s == "json"));
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        let mut payload = payload.take();
+        Box::pin(async move {
+            if !is_json {
+                return Err(ApiError::UnsupportedMediaType);
+            }
+            if declared.is_some_and(|n| n > limit) {
+                return Err(ApiError::PayloadTooLarge(limit));
+            }
+            let mut body = web::BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk.map_err(|e| ApiError::BadRequest {
+                    code: "invalid_body",
+                    detail: format!("could not read the request body: {e}"),
+                    field: None,
+                })?;
+                if body.len() + chunk.len() > limit {
+                    return Err(ApiError::PayloadTooLarge(limit));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            parse_json(&body).map(JsonBody)
+        })
+    }
+}
+
+/// Deserialises `body`, mapping serde's error to a field-level problem.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let inner = e.inner();
+        let message = inner.to_string();
+        if inner.is_syntax() || inner.is_eof() {
+            return ApiError::BadRequest {
+                code: "malformed_json",
+                detail: format!("the body is not valid JSON: {message}"),
+                field: None,
+            };
+        }
+        let path = e.path().to_string();
+        let named = backticked(&message);
+        let (code, field) = if message.starts_with("missing field") {
+            ("required", join_path(&path, named))
+        } else if message.starts_with("unknown field") {
+            ("unknown_field", if path == "." { named.unwrap_or_default().to_owned() } else { path.clone() })
+        } else {
+            ("invalid_value", path.clone())
+        };
+        let field = if field.is_empty() || field == "." { "body".to_owned() } else { field };
+        // serde's message ends with " at line 1 column 42": not useful beside the field.
+        let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
+        ApiError::field(&field, code, message)
+    })?;
+    de.end().map_err(|_| ApiError::BadRequest {
+        code: "malformed_json",
+        detail: "trailing characters after the JSON value".into(),
+        field: None,
+    })?;
+    Ok(value)
+}
+
+fn backticked(message: &str) -> Option<&str> {
+    let start = message.find('`')? + 1;
+    let len = message[start..].find('`')?;
+    Some(&message[start..start + len])
+}
+
+fn join_path(path: &str, name: Option<&str>) -> String {
+    match (path, name) {
+        (".", Some(n)) | ("", Some(n)) => n.to_owned(),
+        (p, Some(n)) => format!("{p}.{n}"),
+        (p, None) => p.to_owned(),
+    }
+}
+
+/// Query strings that do not parse get a 400 problem naming the parameter.
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|err, _req| {
+        let message = err.to_string();
+        let field = backticked(&message).unwrap_or("query").to_owned();
+        ApiError::BadRequest {
+            code: "invalid_query",
+            detail: message,
+            field: Some(field),
+        }
+        .into()
+    })
+}
+
+/// Path segments that do not parse mean there is no such resource.
+pub fn path_config() -> web::PathConfig {
+    web::PathConfig::default().error_handler(|_err, _req| ApiError::NotFound("resource").into())
+}
+
+/// A scope that a route requires, as a type.
+pub trait RequiredScope {
+    const SCOPE: Scope;
+}
+
+macro_rules! scope_marker {
+    ($($name:ident => $scope:expr),* $(,)?) => {
+        $(
+            #[doc = concat!("Requires the `", stringify!($name), "` scope.")]
+            pub struct $name;
+            impl RequiredScope for $name {
+                const SCOPE: Scope = $scope;
+            }
+        )*
+    };
+}
+
+/// Scope markers for [`Authorized`].
+pub mod scopes {
+    use super::{RequiredScope, Scope};
+    scope_marker!(
+        Admin => Scope::Admin,
+        PatientsRead => Scope::PatientsRead,
+        PatientsWrite => Scope::PatientsWrite,
+        ContentWrite => Scope::ContentWrite,
+        SchedulingWrite => Scope::SchedulingWrite,
+        PumpsRead => Scope::PumpsRead,
+        PumpsWrite => Scope::PumpsWrite,
+        RemindersAdmin => Scope::RemindersAdmin,
+    );
+}
+
+/// A caller holding a valid token with scope `S` (or `admin`): 401 without a valid token,
+/// 403 without the scope.
+pub struct Authorized<S> {
+    pub principal: Principal,
+    /// The actor for audit events: the token and the request id.
+    pub actor: Actor,
+    _scope: PhantomData<S>,
+}
+
+impl<S: RequiredScope> FromRequest for Authorized<S> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let secret = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(|s| s.trim().to_owned());
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone());
+        let req = req.clone();
+        Box::pin(async move {
+            let secret = secret.ok_or(ApiError::Unauthorized)?;
+            let state = state.ok_or_else(|| ApiError::Internal("application state missing".into()))?;
+            let now = state.now();
+            let principal = state
+                .db(move |conn| clinic_auth::authenticate(conn, &secret, now))
+                .await?;
+            req.extensions_mut().insert(principal.token_id);
+            if !principal.scopes.allows(S::SCOPE) {
+                return Err(ApiError::Forbidden(S::SCOPE));
+            }
+            Ok(Authorized {
+                actor: Actor {
+                    token_id: Some(principal.token_id),
+                    request_id,
+                },
+                principal,
+                _scope: PhantomData,
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Inner {
+        rate: u32,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Outer {
+        name: String,
+        steps: Vec<Inner>,
+    }
+
+    fn field_of(body: &str) -> (String, String) {
+        match parse_json::<Outer>(body.as_bytes()) {
+            Err(ApiError::Validation(v)) => (v.errors()[0].field.clone(), v.errors()[0].code.clone()),
+            Err(ApiError::BadRequest { code, .. }) => ("-".into(), code.into()),
+            other => panic!("expected an error, got {:?}", other.map(|_| ())),
+        }
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        assert_eq!(field_of(r#"{"steps": []}"#), ("name".into(), "required".into()));
+        assert_eq!(field_of(r#"{"name": "a", "steps": [], "x": 1}"#), ("x".into(), "unknown_field".into()));
+        assert_eq!(
+            field_of(r#"{"name": "a", "steps": [{"rate": 1}, {"rate": "fast"}]}"#),
+            ("steps[1].rate".into(), "invalid_value".into())
+        );
+        assert_eq!(
+            field_of(r#"{"name": "a", "steps": [{"rate": 1, "extra": 2}]}"#),
+            ("steps[0].extra".into(), "unknown_field".into())
+        );
+        assert_eq!(field_of(r#"{"name": "a", "#), ("-".into(), "malformed_json".into()));
+        assert_eq!(field_of(r#"{"name": "a", "steps": []} {}"#), ("-".into(), "malformed_json".into()));
+        assert_eq!(field_of(r#"[]"#), ("body".into(), "invalid_value".into()));
+    }
+}

@@ -1,0 +1,121 @@
+//! The OpenAPI document: base information and the bearer security scheme. Paths are
+//! collected from the registered handlers by utoipa-actix-web.
+
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, InfoBuilder, OpenApi, OpenApiBuilder, Ref, RefOr, ResponseBuilder};
+use utoipa::{PartialSchema, ToSchema};
+
+use crate::problem::Problem;
+
+pub const BEARER: &str = "bearer";
+
+pub fn base() -> OpenApi {
+    OpenApiBuilder::new()
+        .info(
+            InfoBuilder::new()
+                .title("Clinic platform API")
+                .version(env!("CARGO_PKG_VERSION"))
+                .description(Some(
+                    "REST API of the intrathecal pump clinic platform: patients, content, scheduling, \
+                     pumps and reminders. Authenticate with `Authorization: Bearer clinic_…`; each \
+                     operation names the scope it needs (`admin` holds every scope). Errors are RFC 9457 \
+                     `application/problem+json` bodies with a stable `code`. Instants are RFC 3339 with an \
+                     offset, dates ISO 8601, zones IANA names. See docs/api.md for a walkthrough.",
+                ))
+                .build(),
+        )
+        .build()
+}
+
+/// Error responses every operation may give, declared once and added where they apply.
+const COMMON_RESPONSES: [(&str, &str, &str); 8] = [
+    ("400", "BadRequest", "Malformed JSON or query string"),
+    ("401", "Unauthorized", "Missing, unknown, expired or revoked bearer token"),
+    ("403", "Forbidden", "The token lacks the scope this operation needs"),
+    ("404", "NotFound", "No such resource (or one this token may not see)"),
+    ("413", "PayloadTooLarge", "The request body is larger than the configured limit"),
+    ("415", "UnsupportedMediaType", "The request body is not application/json"),
+    ("422", "ValidationFailed", "One or more fields are invalid; `errors` names each"),
+    ("503", "ServiceUnavailable", "The database is unreachable; retry after the Retry-After delay"),
+];
+
+/// Which common responses apply to an operation.
+fn applies(status: &str, op: &Operation, secured: bool) -> bool {
+    let has_body = op.request_body.is_some();
+    let params = op
+        .parameters
+        .as_ref()
+        .and_then(|ps| serde_json::to_value(ps).ok())
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+    let has_query = params.contains(r#""in":"query""#);
+    let has_path = params.contains(r#""in":"path""#);
+    match status {
+        "400" => has_body || has_query,
+        "401" | "403" => secured,
+        "404" => has_path,
+        "413" | "415" => has_body,
+        "422" => has_body || has_query,
+        _ => true,
+    }
+}
+
+/// True when the operation requires a token (its security list is not just `{}`).
+fn is_secured(op: &Operation) -> bool {
+    op.security.as_ref().is_some_and(|reqs| {
+        serde_json::to_value(reqs).is_ok_and(|v| v.as_array().is_some_and(|a| a.iter().any(|r| r.as_object().is_some_and(|o| !o.is_empty()))))
+    })
+}
+
+/// Adds what utoipa-actix-web cannot know: the security scheme, the problem schema and
+/// the common error responses of every operation.
+pub fn finish(mut api: OpenApi) -> OpenApi {
+    for item in api.paths.paths.values_mut() {
+        for op in [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch]
+            .into_iter()
+            .flatten()
+        {
+            let secured = is_secured(op);
+            for (status, name, _) in COMMON_RESPONSES {
+                if applies(status, op, secured) {
+                    op.responses
+                        .responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| RefOr::Ref(Ref::from_response_name(name)));
+                }
+            }
+        }
+    }
+    let components = api.components.get_or_insert_with(Default::default);
+    let mut schemas = vec![("Problem".to_owned(), Problem::schema())];
+    Problem::schemas(&mut schemas);
+    components.schemas.extend(schemas);
+    for (_, name, description) in COMMON_RESPONSES {
+        components.responses.insert(
+            name.to_owned(),
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(description)
+                    .content(
+                        "application/problem+json",
+                        ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("Problem")))
+                            .build(),
+                    )
+                    .build(),
+            ),
+        );
+    }
+    components.add_security_scheme(
+        BEARER,
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .bearer_format("clinic_<64 hex digits>")
+                .description(Some("An API token from `clinic token create` or POST /api/v1/tokens"))
+                .build(),
+        ),
+    );
+    api
+}

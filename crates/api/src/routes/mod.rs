@@ -1,0 +1,28 @@
+//! Route registration. Each module owns its handlers and DTOs.
+
+pub mod audit;
+pub mod health;
+pub mod patients;
+pub mod tokens;
+
+use actix_web::HttpRequest;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use crate::problem::ApiError;
+
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(health::healthz)
+        .service(health::readyz)
+        .service(health::metrics)
+        .service(
+            utoipa_actix_web::scope("/api/v1")
+                .configure(tokens::configure)
+                .configure(patients::configure)
+                .configure(audit::configure),
+        );
+}
+
+/// Anything unrouted is a 404 problem, not an empty body.
+pub async fn not_found(_req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::NotFound("resource"))
+}

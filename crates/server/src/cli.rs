@@ -1,0 +1,155 @@
+//! The command line: `serve`, `migrate`, `token create|list|revoke`, `openapi`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand};
+use clinic_auth::NewToken;
+use clinic_domain::ids::TokenId;
+use clinic_store::{migrations, DbConnection};
+
+use crate::settings::Settings;
+use crate::{serve, telemetry};
+
+#[derive(Parser)]
+#[command(name = "clinic", version, about = "Intrathecal pump clinic platform")]
+pub struct Cli {
+    /// Optional TOML settings file (keys as in the README); environment variables win.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Apply migrations and serve the API (Swagger UI at /swagger-ui/).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Print the OpenAPI document (JSON) on stdout.
+    Openapi,
+}
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; prints only the secret on stdout.
+    Create {
+        /// A label: who or what uses the token.
+        #[arg(long)]
+        name: String,
+        /// A scope (repeat for several): admin, patients:read, patients:write, content:write,
+        /// scheduling:write, pumps:read, pumps:write, reminders:admin.
+        #[arg(long = "scope", required = true, num_args = 1..)]
+        scopes: Vec<String>,
+        /// Expiry, RFC 3339 (e.g. 2027-12-31T23:59:59Z); none means until revoked.
+        #[arg(long)]
+        expires_at: Option<DateTime<Utc>>,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Revoke a token by id.
+    Revoke { id: String },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::Openapi = cli.command {
+        return match serde_json::to_string_pretty(&clinic_api::openapi_document()) {
+            Ok(json) => {
+                println!("{json}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e.to_string()),
+        };
+    }
+    let settings = match Settings::from_env(cli.config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => return fail(&format!("configuration error: {e}")),
+    };
+    telemetry::init(settings.log_format);
+    let result = match cli.command {
+        Command::Serve => serve::run(settings),
+        Command::Migrate => migrate(&settings),
+        Command::Token(cmd) => token(&settings, cmd),
+        Command::Openapi => Ok(()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => fail(&message),
+    }
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("clinic: {message}");
+    ExitCode::FAILURE
+}
+
+/// One migrated connection, for the one-shot commands.
+pub fn open(settings: &Settings) -> Result<DbConnection, String> {
+    serve::prepare_data_dir(settings)?;
+    let mut conn = settings.database_url.establish().map_err(|e| e.to_string())?;
+    migrations::run_pending(&mut conn).map_err(|e| e.to_string())?;
+    Ok(conn)
+}
+
+fn migrate(settings: &Settings) -> Result<(), String> {
+    serve::prepare_data_dir(settings)?;
+    let mut conn = settings.database_url.establish().map_err(|e| e.to_string())?;
+    let applied = migrations::run_pending(&mut conn).map_err(|e| e.to_string())?;
+    if applied.is_empty() {
+        println!("database {} is up to date", settings.database_url);
+    }
+    for name in applied {
+        println!("applied {name}");
+    }
+    Ok(())
+}
+
+fn token(settings: &Settings, cmd: TokenCommand) -> Result<(), String> {
+    let mut conn = open(settings)?;
+    let now = clinic_store::time::now();
+    match cmd {
+        TokenCommand::Create {
+            name,
+            scopes,
+            expires_at,
+        } => {
+            let new = NewToken::parse(&name, &scopes, expires_at, now).map_err(|e| {
+                e.errors()
+                    .iter()
+                    .map(|f| format!("{}: {}", f.field, f.message))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })?;
+            let issued = clinic_auth::create(&mut conn, new, now).map_err(|e| e.to_string())?;
+            // Only the secret on stdout, so `TOKEN=$(clinic token create …)` works.
+            println!("{}", issued.secret);
+            eprintln!("created token {} ({})", issued.token.id, issued.token.scopes.to_storage());
+        }
+        TokenCommand::List => {
+            println!("{:<36}  {:<8}  {:<40}  {:<25}  NAME", "ID", "STATE", "SCOPES", "EXPIRES");
+            for t in clinic_auth::list(&mut conn).map_err(|e| e.to_string())? {
+                let state = if t.revoked_at.is_some() {
+                    "revoked"
+                } else if t.expires_at.is_some_and(|e| e <= now) {
+                    "expired"
+                } else {
+                    "active"
+                };
+                let expires = t.expires_at.map(|e| e.to_rfc3339()).unwrap_or_else(|| "never".into());
+                println!("{:<36}  {:<8}  {:<40}  {:<25}  {}", t.id, state, t.scopes.to_storage(), expires, t.name);
+            }
+        }
+        TokenCommand::Revoke { id } => {
+            let id: TokenId = id.parse().map_err(|_| format!("'{id}' is not a token id"))?;
+            let t = clinic_auth::revoke(&mut conn, id, now).map_err(|e| e.to_string())?;
+            println!("revoked {}", t.id);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,84 @@
+//! `clinic serve`: prepare the database, print how to get in, serve until SIGTERM/SIGINT.
+
+use std::sync::Arc;
+
+use clinic_api::metrics::Metrics;
+use clinic_api::state::Limits;
+use clinic_api::{AppState, ClinicInfo};
+use clinic_domain::time::SystemClock;
+use clinic_store::pool::{self, PoolOptions};
+use clinic_store::{migrations, DatabaseUrl};
+
+use crate::settings::Settings;
+
+/// Creates the data folder (and the SQLite file's folder) when needed.
+pub fn prepare_data_dir(settings: &Settings) -> Result<(), String> {
+    std::fs::create_dir_all(&settings.data_dir)
+        .map_err(|e| format!("cannot create CLINIC_DATA_DIR {}: {e}", settings.data_dir.display()))?;
+    if let DatabaseUrl::Sqlite(path) = &settings.database_url {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        }
+    }
+    Ok(())
+}
+
+pub fn run(settings: Settings) -> Result<(), String> {
+    prepare_data_dir(&settings)?;
+    let db_pool = pool::connect(
+        &settings.database_url,
+        &PoolOptions {
+            max_size: settings.db_pool_size,
+            ..PoolOptions::default()
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    {
+        let mut conn = pool::get(&db_pool).map_err(|e| e.to_string())?;
+        let applied = migrations::run_pending(&mut conn).map_err(|e| e.to_string())?;
+        for name in &applied {
+            tracing::info!(migration = %name, "applied migration");
+        }
+        if let Some(issued) =
+            clinic_auth::ensure_initial_admin(&mut conn, clinic_store::time::now()).map_err(|e| e.to_string())?
+        {
+            println!("First start on an empty database: created an admin token. It is shown only once:");
+            println!();
+            println!("    {}", issued.secret);
+            println!();
+            println!("Make more with: clinic token create --name NAME --scope SCOPE [--scope SCOPE…]");
+        }
+    }
+    if !settings.clinic_phone_configured {
+        tracing::warn!("CLINIC_PHONE is not set: pages and emails show a placeholder number");
+    }
+    tracing::info!(database = %settings.database_url, backend = %settings.database_url.backend(), "database ready");
+
+    let state = AppState {
+        pool: db_pool,
+        clinic: ClinicInfo {
+            name: settings.clinic_name.clone(),
+            phone: settings.clinic_phone.clone(),
+            time_zone: settings.time_zone,
+            phone_region: settings.phone_region,
+        },
+        clock: Arc::new(SystemClock),
+        metrics: Arc::new(Metrics::new().map_err(|e| e.to_string())?),
+        limits: Limits {
+            max_body_bytes: settings.max_body_bytes,
+        },
+    };
+
+    let system = actix_web::rt::System::new();
+    system.block_on(async move {
+        let server = actix_web::HttpServer::new(move || clinic_api::app(state.clone()))
+            .shutdown_timeout(30)
+            .bind(settings.bind)
+            .map_err(|e| format!("cannot listen on CLINIC_BIND {}: {e}", settings.bind))?;
+        for addr in server.addrs() {
+            println!("Listening on http://{addr}");
+            println!("Swagger UI: http://{addr}/swagger-ui/  (OpenAPI JSON at /api-docs/openapi.json)");
+        }
+        server.run().await.map_err(|e| e.to_string())
+    })
+}

@@ -1,0 +1,260 @@
+//! Configuration: environment variables, over an optional TOML file, over defaults.
+//! Every invalid value stops the program with a message naming the variable.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clinic_domain::contact::{Phone, PhoneRegion};
+use clinic_domain::time::ClinicZone;
+use clinic_store::DatabaseUrl;
+
+/// Each setting: its environment variable and its key in the optional file.
+pub const VARIABLES: &[(&str, &str, &str)] = &[
+    ("CLINIC_DATA_DIR", "data_dir", "./data"),
+    ("DATABASE_URL", "database_url", "sqlite://$CLINIC_DATA_DIR/clinic.db"),
+    ("CLINIC_BIND", "bind", "127.0.0.1:8080"),
+    ("CLINIC_TIME_ZONE", "time_zone", "America/Chicago"),
+    ("CLINIC_NAME", "name", "Intrathecal Pump Clinic"),
+    ("CLINIC_PHONE", "phone", "+1 312 555 0100 (placeholder)"),
+    ("CLINIC_PHONE_REGION", "phone_region", "US"),
+    ("CLINIC_SMTP_URL", "smtp_url", "(none: emails are written to $CLINIC_DATA_DIR/outbox)"),
+    ("CLINIC_DB_POOL_SIZE", "db_pool_size", "10"),
+    ("CLINIC_MAX_BODY_BYTES", "max_body_bytes", "65536"),
+    ("CLINIC_LOG_FORMAT", "log_format", "text"),
+];
+
+#[derive(Debug, thiserror::Error)]
+#[error("{variable}: {message}")]
+pub struct SettingsError {
+    pub variable: String,
+    pub message: String,
+}
+
+fn err(variable: &str, message: impl Into<String>) -> SettingsError {
+    SettingsError {
+        variable: variable.to_owned(),
+        message: message.into(),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub database_url: DatabaseUrl,
+    pub bind: SocketAddr,
+    pub time_zone: ClinicZone,
+    pub clinic_name: String,
+    pub clinic_phone: String,
+    /// False while CLINIC_PHONE is the placeholder default; startup warns.
+    pub clinic_phone_configured: bool,
+    pub phone_region: PhoneRegion,
+    pub smtp_url: Option<String>,
+    pub db_pool_size: u32,
+    pub max_body_bytes: usize,
+    pub log_format: LogFormat,
+}
+
+/// Where values come from: the environment wins over the file.
+struct Source<'a> {
+    env: &'a HashMap<String, String>,
+    file: HashMap<String, String>,
+    file_name: Option<PathBuf>,
+}
+
+impl Source<'_> {
+    /// The raw value and the name to blame when it is invalid.
+    fn get(&self, variable: &str) -> Option<(String, String)> {
+        if let Some(v) = self.env.get(variable).filter(|v| !v.trim().is_empty()) {
+            return Some((v.trim().to_owned(), variable.to_owned()));
+        }
+        let key = VARIABLES.iter().find(|(var, _, _)| *var == variable).map(|(_, key, _)| *key)?;
+        let file = self.file_name.as_ref()?;
+        self.file
+            .get(key)
+            .map(|v| (v.trim().to_owned(), format!("{variable} (key '{key}' in {})", file.display())))
+    }
+}
+
+impl Settings {
+    /// Loads from the process environment and the file named by `config` or `CLINIC_CONFIG`.
+    pub fn from_env(config: Option<&Path>) -> Result<Self, SettingsError> {
+        let env: HashMap<String, String> = std::env::vars().collect();
+        Self::load(&env, config)
+    }
+
+    pub fn load(env: &HashMap<String, String>, config: Option<&Path>) -> Result<Self, SettingsError> {
+        let file_name = config
+            .map(Path::to_path_buf)
+            .or_else(|| env.get("CLINIC_CONFIG").filter(|v| !v.is_empty()).map(PathBuf::from));
+        let file = match &file_name {
+            Some(path) => read_file(path)?,
+            None => HashMap::new(),
+        };
+        let src = Source { env, file, file_name };
+
+        let data_dir = src
+            .get("CLINIC_DATA_DIR")
+            .map(|(v, _)| PathBuf::from(v))
+            .unwrap_or_else(|| PathBuf::from("./data"));
+        let database_url = match src.get("DATABASE_URL") {
+            Some((v, name)) => DatabaseUrl::parse(&v).map_err(|e| err(&name, e.to_string()))?,
+            None => DatabaseUrl::sqlite_file(&data_dir.join("clinic.db")),
+        };
+        let bind = match src.get("CLINIC_BIND") {
+            Some((v, name)) => v
+                .parse()
+                .map_err(|_| err(&name, format!("'{v}' is not an address:port such as 127.0.0.1:8080")))?,
+            None => SocketAddr::from(([127, 0, 0, 1], 8080)),
+        };
+        let time_zone = match src.get("CLINIC_TIME_ZONE") {
+            Some((v, name)) => ClinicZone::parse(&v).map_err(|e| err(&name, e.message))?,
+            None => ClinicZone::default(),
+        };
+        let phone_region = match src.get("CLINIC_PHONE_REGION") {
+            Some((v, name)) => PhoneRegion::parse(&v).map_err(|e| err(&name, e.message))?,
+            None => PhoneRegion::default(),
+        };
+        let clinic_name = match src.get("CLINIC_NAME") {
+            Some((v, name)) if v.chars().count() > 120 => return Err(err(&name, "longer than 120 characters")),
+            Some((v, _)) => v,
+            None => "Intrathecal Pump Clinic".to_owned(),
+        };
+        let (clinic_phone, clinic_phone_configured) = match src.get("CLINIC_PHONE") {
+            Some((v, name)) => (
+                Phone::parse(&v, phone_region)
+                    .map_err(|_| err(&name, format!("'{v}' is not a valid phone number")))?
+                    .to_string(),
+                true,
+            ),
+            None => ("+13125550100".to_owned(), false),
+        };
+        let smtp_url = match src.get("CLINIC_SMTP_URL") {
+            Some((v, name)) => {
+                if !(v.starts_with("smtp://") || v.starts_with("smtps://")) {
+                    return Err(err(&name, "must start with smtp:// or smtps://"));
+                }
+                Some(v)
+            }
+            None => None,
+        };
+        let db_pool_size = parse_number(&src, "CLINIC_DB_POOL_SIZE", 10u32, 1..=256)?;
+        let max_body_bytes = parse_number(&src, "CLINIC_MAX_BODY_BYTES", 65_536usize, 1024..=16 * 1024 * 1024)?;
+        let log_format = match src.get("CLINIC_LOG_FORMAT") {
+            Some((v, _)) if v == "text" => LogFormat::Text,
+            Some((v, _)) if v == "json" => LogFormat::Json,
+            Some((v, name)) => return Err(err(&name, format!("'{v}' is neither 'text' nor 'json'"))),
+            None => LogFormat::Text,
+        };
+        Ok(Self {
+            data_dir,
+            database_url,
+            bind,
+            time_zone,
+            clinic_name,
+            clinic_phone,
+            clinic_phone_configured,
+            phone_region,
+            smtp_url,
+            db_pool_size,
+            max_body_bytes,
+            log_format,
+        })
+    }
+}
+
+fn parse_number<T>(src: &Source<'_>, variable: &str, default: T, range: std::ops::RangeInclusive<T>) -> Result<T, SettingsError>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+{
+    match src.get(variable) {
+        None => Ok(default),
+        Some((v, name)) => match v.parse::<T>() {
+            Ok(n) if range.contains(&n) => Ok(n),
+            _ => Err(err(
+                &name,
+                format!("'{v}' is not a whole number from {} to {}", range.start(), range.end()),
+            )),
+        },
+    }
+}
+
+/// The optional file: flat TOML, keys as in [`VARIABLES`], strings or numbers.
+fn read_file(path: &Path) -> Result<HashMap<String, String>, SettingsError> {
+    let name = format!("CLINIC_CONFIG ({})", path.display());
+    let text = std::fs::read_to_string(path).map_err(|e| err(&name, format!("cannot read: {e}")))?;
+    let table: toml::Table = text.parse().map_err(|e| err(&name, format!("not valid TOML: {e}")))?;
+    let mut values = HashMap::new();
+    for (key, value) in table {
+        if !VARIABLES.iter().any(|(_, k, _)| *k == key) {
+            return Err(err(&name, format!("unknown key '{key}'")));
+        }
+        let text = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            other => return Err(err(&name, format!("key '{key}' must be a string or a number, not {}", other.type_str()))),
+        };
+        values.insert(key, text);
+    }
+    Ok(values)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_give_sqlite_in_the_data_dir() {
+        let s = Settings::load(&env(&[]), None).expect("defaults");
+        assert_eq!(s.database_url, DatabaseUrl::sqlite_file(Path::new("./data/clinic.db")));
+        assert_eq!(s.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.time_zone.name(), "America/Chicago");
+        assert!(!s.clinic_phone_configured);
+        let s = Settings::load(&env(&[("CLINIC_DATA_DIR", "/srv/clinic")]), None).expect("data dir");
+        assert_eq!(s.database_url, DatabaseUrl::sqlite_file(Path::new("/srv/clinic/clinic.db")));
+    }
+
+    #[test]
+    fn invalid_values_name_their_variable() {
+        for (var, value) in [
+            ("CLINIC_TIME_ZONE", "Mars/Base"),
+            ("CLINIC_BIND", "localhost"),
+            ("DATABASE_URL", "mysql://x"),
+            ("CLINIC_PHONE", "12"),
+            ("CLINIC_SMTP_URL", "http://mail"),
+            ("CLINIC_DB_POOL_SIZE", "0"),
+            ("CLINIC_LOG_FORMAT", "xml"),
+            ("CLINIC_PHONE_REGION", "ZZ"),
+        ] {
+            let e = Settings::load(&env(&[(var, value)]), None).expect_err(var);
+            assert_eq!(e.variable, var, "{e}");
+        }
+    }
+
+    #[test]
+    fn file_values_apply_and_env_wins() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("clinic.toml");
+        std::fs::write(&path, "time_zone = \"Australia/Sydney\"\nname = \"North Clinic\"\ndb_pool_size = 4\n").expect("write");
+        let s = Settings::load(&env(&[("CLINIC_NAME", "South Clinic")]), Some(&path)).expect("file");
+        assert_eq!(s.time_zone.name(), "Australia/Sydney");
+        assert_eq!(s.clinic_name, "South Clinic");
+        assert_eq!(s.db_pool_size, 4);
+
+        std::fs::write(&path, "time_zone = \"Nowhere/City\"\n").expect("write");
+        let e = Settings::load(&env(&[]), Some(&path)).expect_err("bad zone in file");
+        assert!(e.variable.starts_with("CLINIC_TIME_ZONE (key 'time_zone'"), "{e}");
+        std::fs::write(&path, "colour = \"blue\"\n").expect("write");
+        assert!(Settings::load(&env(&[]), Some(&path)).expect_err("unknown key").message.contains("colour"));
+    }
+}
