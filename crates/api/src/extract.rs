@@ -88,11 +88,22 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         let (code, field) = if message.starts_with("missing field") {
             ("required", join_path(&path, named))
         } else if message.starts_with("unknown field") {
-            ("unknown_field", if path == "." { named.unwrap_or_default().to_owned() } else { path.clone() })
+            (
+                "unknown_field",
+                if path == "." {
+                    named.unwrap_or_default().to_owned()
+                } else {
+                    path.clone()
+                },
+            )
         } else {
             ("invalid_value", path.clone())
         };
-        let field = if field.is_empty() || field == "." { "body".to_owned() } else { field };
+        let field = if field.is_empty() || field == "." {
+            "body".to_owned()
+        } else {
+            field
+        };
         // serde's message ends with " at line 1 column 42": not useful beside the field.
         let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
         ApiError::field(&field, code, message)
@@ -246,7 +257,10 @@ mod tests {
     #[test]
     fn errors_name_the_field() {
         assert_eq!(field_of(r#"{"steps": []}"#), ("name".into(), "required".into()));
-        assert_eq!(field_of(r#"{"name": "a", "steps": [], "x": 1}"#), ("x".into(), "unknown_field".into()));
+        assert_eq!(
+            field_of(r#"{"name": "a", "steps": [], "x": 1}"#),
+            ("x".into(), "unknown_field".into())
+        );
         assert_eq!(
             field_of(r#"{"name": "a", "steps": [{"rate": 1}, {"rate": "fast"}]}"#),
             ("steps[1].rate".into(), "invalid_value".into())
@@ -256,7 +270,10 @@ mod tests {
             ("steps[0].extra".into(), "unknown_field".into())
         );
         assert_eq!(field_of(r#"{"name": "a", "#), ("-".into(), "malformed_json".into()));
-        assert_eq!(field_of(r#"{"name": "a", "steps": []} {}"#), ("-".into(), "malformed_json".into()));
+        assert_eq!(
+            field_of(r#"{"name": "a", "steps": []} {}"#),
+            ("-".into(), "malformed_json".into())
+        );
         assert_eq!(field_of(r#"[]"#), ("body".into(), "invalid_value".into()));
     }
 }

@@ -21,7 +21,10 @@ fn request_id(req: &ServiceRequest) -> String {
         .get(REQUEST_ID_HEADER)
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 64)
-        .filter(|v| v.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+        .filter(|v| {
+            v.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        })
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
 }
@@ -47,7 +50,11 @@ pub async fn observe(
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
     let status = response.status().as_u16();
-    let token = response.request().extensions().get::<TokenId>().map(ToString::to_string);
+    let token = response
+        .request()
+        .extensions()
+        .get::<TokenId>()
+        .map(ToString::to_string);
     span.in_scope(|| {
         tracing::info!(
             route = %route,

@@ -31,13 +31,33 @@ pub fn base() -> OpenApi {
 /// Error responses every operation may give, declared once and added where they apply.
 const COMMON_RESPONSES: [(&str, &str, &str); 8] = [
     ("400", "BadRequest", "Malformed JSON or query string"),
-    ("401", "Unauthorized", "Missing, unknown, expired or revoked bearer token"),
+    (
+        "401",
+        "Unauthorized",
+        "Missing, unknown, expired or revoked bearer token",
+    ),
     ("403", "Forbidden", "The token lacks the scope this operation needs"),
     ("404", "NotFound", "No such resource (or one this token may not see)"),
-    ("413", "PayloadTooLarge", "The request body is larger than the configured limit"),
-    ("415", "UnsupportedMediaType", "The request body is not application/json"),
-    ("422", "ValidationFailed", "One or more fields are invalid; `errors` names each"),
-    ("503", "ServiceUnavailable", "The database is unreachable; retry after the Retry-After delay"),
+    (
+        "413",
+        "PayloadTooLarge",
+        "The request body is larger than the configured limit",
+    ),
+    (
+        "415",
+        "UnsupportedMediaType",
+        "The request body is not application/json",
+    ),
+    (
+        "422",
+        "ValidationFailed",
+        "One or more fields are invalid; `errors` names each",
+    ),
+    (
+        "503",
+        "ServiceUnavailable",
+        "The database is unreachable; retry after the Retry-After delay",
+    ),
 ];
 
 /// Which common responses apply to an operation.
@@ -64,7 +84,10 @@ fn applies(status: &str, op: &Operation, secured: bool) -> bool {
 /// True when the operation requires a token (its security list is not just `{}`).
 fn is_secured(op: &Operation) -> bool {
     op.security.as_ref().is_some_and(|reqs| {
-        serde_json::to_value(reqs).is_ok_and(|v| v.as_array().is_some_and(|a| a.iter().any(|r| r.as_object().is_some_and(|o| !o.is_empty()))))
+        serde_json::to_value(reqs).is_ok_and(|v| {
+            v.as_array()
+                .is_some_and(|a| a.iter().any(|r| r.as_object().is_some_and(|o| !o.is_empty())))
+        })
     })
 }
 
@@ -72,9 +95,15 @@ fn is_secured(op: &Operation) -> bool {
 /// the common error responses of every operation.
 pub fn finish(mut api: OpenApi) -> OpenApi {
     for item in api.paths.paths.values_mut() {
-        for op in [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch]
-            .into_iter()
-            .flatten()
+        for op in [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ]
+        .into_iter()
+        .flatten()
         {
             let secured = is_secured(op);
             for (status, name, _) in COMMON_RESPONSES {

@@ -38,7 +38,11 @@ pub enum ApiError {
     #[error("{0}")]
     Validation(ValidationErrors),
     #[error("{detail}")]
-    BadRequest { code: &'static str, detail: String, field: Option<String> },
+    BadRequest {
+        code: &'static str,
+        detail: String,
+        field: Option<String>,
+    },
     #[error("missing or invalid bearer token")]
     Unauthorized,
     #[error("this token lacks the '{0}' scope")]

@@ -79,7 +79,11 @@ impl NewToken {
         let mut errors = clinic_domain::ValidationErrors::new();
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-            errors.push(FieldError::new("name", "invalid_name", "name must be 1 to 100 printable characters"));
+            errors.push(FieldError::new(
+                "name",
+                "invalid_name",
+                "name must be 1 to 100 printable characters",
+            ));
         }
         let mut parsed = Vec::new();
         for (i, s) in scopes.iter().enumerate() {
@@ -119,7 +123,8 @@ struct TokenRow {
 
 impl TokenRow {
     fn into_token(self) -> Result<ApiToken, AuthError> {
-        let corrupt = |what: &str| AuthError::Store(StoreError::Migration(format!("stored token has an invalid {what}")));
+        let corrupt =
+            |what: &str| AuthError::Store(StoreError::Migration(format!("stored token has an invalid {what}")));
         Ok(ApiToken {
             id: self.id.parse().map_err(|_| corrupt("id"))?,
             name: self.name,
@@ -207,9 +212,13 @@ pub fn get(conn: &mut DbConnection, id: TokenId) -> Result<ApiToken, AuthError> 
 /// Revokes a token. Revoking twice keeps the first revocation time.
 pub fn revoke(conn: &mut DbConnection, id: TokenId, now: DateTime<Utc>) -> Result<ApiToken, AuthError> {
     conn.transaction(|conn| {
-        diesel::update(api_tokens::table.find(id.to_string()).filter(api_tokens::revoked_at.is_null()))
-            .set(api_tokens::revoked_at.eq(time::to_db(now)))
-            .execute(conn)?;
+        diesel::update(
+            api_tokens::table
+                .find(id.to_string())
+                .filter(api_tokens::revoked_at.is_null()),
+        )
+        .set(api_tokens::revoked_at.eq(time::to_db(now)))
+        .execute(conn)?;
         get(conn, id)
     })
 }
@@ -266,7 +275,10 @@ mod tests {
         let mut conn = db.url().establish().expect("connect");
         let issued = create(&mut conn, new_token(&["patients:read"], None), now()).expect("create");
         assert!(issued.secret.starts_with("clinic_") && issued.secret.len() == 7 + 64);
-        let stored: String = api_tokens::table.select(api_tokens::token_hash).first(&mut conn).expect("row");
+        let stored: String = api_tokens::table
+            .select(api_tokens::token_hash)
+            .first(&mut conn)
+            .expect("row");
         assert_ne!(stored, issued.secret);
         assert_eq!(stored, hash_secret(&issued.secret));
         let principal = authenticate(&mut conn, &issued.secret, now()).expect("authenticates");
@@ -294,7 +306,10 @@ mod tests {
         assert!(authenticate(&mut conn, &revoked.secret, now()).is_err());
         assert!(authenticate(&mut conn, "clinic_0000", now()).is_err());
         assert!(authenticate(&mut conn, "Bearer something", now()).is_err());
-        assert!(matches!(revoke(&mut conn, TokenId::new(), now()), Err(AuthError::NotFound)));
+        assert!(matches!(
+            revoke(&mut conn, TokenId::new(), now()),
+            Err(AuthError::NotFound)
+        ));
     }
 
     #[test]
@@ -309,8 +324,8 @@ mod tests {
 
     #[test]
     fn token_requests_are_validated() {
-        let errors = NewToken::parse("", &["root".into()], Some(now() - Duration::seconds(1)), now())
-            .expect_err("invalid");
+        let errors =
+            NewToken::parse("", &["root".into()], Some(now() - Duration::seconds(1)), now()).expect_err("invalid");
         let fields: Vec<&str> = errors.errors().iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, vec!["name", "scopes[0]", "expires_at"]);
         assert!(NewToken::parse("ci", &[], None, now()).is_err());

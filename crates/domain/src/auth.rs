@@ -62,17 +62,14 @@ impl fmt::Display for Scope {
 impl FromStr for Scope {
     type Err = FieldError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Scope::ALL
-            .into_iter()
-            .find(|scope| scope.as_str() == s)
-            .ok_or_else(|| {
-                let known: Vec<&str> = Scope::ALL.iter().map(Scope::as_str).collect();
-                FieldError::new(
-                    "scope",
-                    "unknown_scope",
-                    format!("unknown scope '{s}'; known: {}", known.join(", ")),
-                )
-            })
+        Scope::ALL.into_iter().find(|scope| scope.as_str() == s).ok_or_else(|| {
+            let known: Vec<&str> = Scope::ALL.iter().map(Scope::as_str).collect();
+            FieldError::new(
+                "scope",
+                "unknown_scope",
+                format!("unknown scope '{s}'; known: {}", known.join(", ")),
+            )
+        })
     }
 }
 

@@ -20,7 +20,11 @@ impl EmailAddress {
             return Err(FieldError::new("email", "required", "email must not be empty"));
         }
         if trimmed.len() > Self::MAX_LEN {
-            return Err(FieldError::new("email", "too_long", "email is longer than 254 characters"));
+            return Err(FieldError::new(
+                "email",
+                "too_long",
+                "email is longer than 254 characters",
+            ));
         }
         // Display names ("Ann <a@b.c>") are valid RFC 5322 but not an address we can store.
         if trimmed.contains(['<', '>', ' ']) {
@@ -30,9 +34,17 @@ impl EmailAddress {
             .map_err(|_| FieldError::new("email", "invalid_email", "not a valid email address"))?;
         // Require a dot in the domain: `user@localhost` is valid syntax but never a patient's address.
         if !parsed.domain().contains('.') {
-            return Err(FieldError::new("email", "invalid_email", "email domain must contain a dot"));
+            return Err(FieldError::new(
+                "email",
+                "invalid_email",
+                "email domain must contain a dot",
+            ));
         }
-        Ok(Self(format!("{}@{}", parsed.local_part(), parsed.domain().to_ascii_lowercase())))
+        Ok(Self(format!(
+            "{}@{}",
+            parsed.local_part(),
+            parsed.domain().to_ascii_lowercase()
+        )))
     }
 
     pub fn as_str(&self) -> &str {
@@ -60,7 +72,11 @@ impl PhoneRegion {
         phonenumber::country::Id::from_str(&code.trim().to_ascii_uppercase())
             .map(Self)
             .map_err(|_| {
-                FieldError::new("phone_region", "invalid_region", format!("unknown region code '{code}'"))
+                FieldError::new(
+                    "phone_region",
+                    "invalid_region",
+                    format!("unknown region code '{code}'"),
+                )
             })
     }
 }
@@ -79,7 +95,11 @@ impl Phone {
             return Err(FieldError::new("phone", "required", "phone must not be empty"));
         }
         if trimmed.len() > 40 {
-            return Err(FieldError::new("phone", "too_long", "phone is longer than 40 characters"));
+            return Err(FieldError::new(
+                "phone",
+                "too_long",
+                "phone is longer than 40 characters",
+            ));
         }
         let invalid = || FieldError::new("phone", "invalid_phone", "not a valid phone number");
         let number = phonenumber::parse(Some(region.0), trimmed).map_err(|_| invalid())?;
@@ -119,10 +139,18 @@ impl PersonName {
             return Err(FieldError::new("name", "required", "name must not be empty"));
         }
         if trimmed.chars().count() > Self::MAX_CHARS {
-            return Err(FieldError::new("name", "too_long", "name is longer than 100 characters"));
+            return Err(FieldError::new(
+                "name",
+                "too_long",
+                "name is longer than 100 characters",
+            ));
         }
         if trimmed.chars().any(char::is_control) {
-            return Err(FieldError::new("name", "invalid_characters", "name contains control characters"));
+            return Err(FieldError::new(
+                "name",
+                "invalid_characters",
+                "name contains control characters",
+            ));
         }
         Ok(Self(trimmed.to_owned()))
     }
@@ -150,7 +178,15 @@ mod tests {
 
     #[test]
     fn email_rejects_garbage() {
-        for bad in ["", "ann", "ann@", "@example.org", "ann@localhost", "Ann <ann@example.org>", "a b@example.org"] {
+        for bad in [
+            "",
+            "ann",
+            "ann@",
+            "@example.org",
+            "ann@localhost",
+            "Ann <ann@example.org>",
+            "a b@example.org",
+        ] {
             let err = EmailAddress::parse(bad).expect_err(bad);
             assert_eq!(err.field, "email");
         }
@@ -161,10 +197,19 @@ mod tests {
     #[test]
     fn phone_normalises_to_e164() {
         let us = PhoneRegion::default();
-        assert_eq!(Phone::parse("(312) 555-0123", us).expect("valid").as_str(), "+13125550123");
-        assert_eq!(Phone::parse("+44 20 7946 0958", us).expect("valid").as_str(), "+442079460958");
+        assert_eq!(
+            Phone::parse("(312) 555-0123", us).expect("valid").as_str(),
+            "+13125550123"
+        );
+        assert_eq!(
+            Phone::parse("+44 20 7946 0958", us).expect("valid").as_str(),
+            "+442079460958"
+        );
         let au = PhoneRegion::parse("au").expect("region");
-        assert_eq!(Phone::parse("02 9374 4000", au).expect("valid").as_str(), "+61293744000");
+        assert_eq!(
+            Phone::parse("02 9374 4000", au).expect("valid").as_str(),
+            "+61293744000"
+        );
     }
 
     #[test]
@@ -180,6 +225,9 @@ mod tests {
         assert_eq!(PersonName::parse("  Zoë ").expect("valid").as_str(), "Zoë");
         assert_eq!(PersonName::parse("   ").expect_err("blank").code, "required");
         assert_eq!(PersonName::parse(&"x".repeat(101)).expect_err("long").code, "too_long");
-        assert_eq!(PersonName::parse("a\u{0}b").expect_err("ctl").code, "invalid_characters");
+        assert_eq!(
+            PersonName::parse("a\u{0}b").expect_err("ctl").code,
+            "invalid_characters"
+        );
     }
 }

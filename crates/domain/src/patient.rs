@@ -22,7 +22,9 @@ impl Language {
             )
         };
         let mut parts = input.trim().split('-');
-        let primary = parts.next().filter(|p| (2..=3).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphabetic()));
+        let primary = parts
+            .next()
+            .filter(|p| (2..=3).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphabetic()));
         let primary = primary.ok_or_else(invalid)?.to_ascii_lowercase();
         let region = match parts.next() {
             None => None,
@@ -58,17 +60,29 @@ pub struct DateOfBirth(NaiveDate);
 impl DateOfBirth {
     pub fn parse(input: &str, today: NaiveDate) -> Result<Self, FieldError> {
         let date = NaiveDate::parse_from_str(input.trim(), "%Y-%m-%d").map_err(|_| {
-            FieldError::new("date_of_birth", "invalid_date", "expected an ISO date such as 1961-04-23")
+            FieldError::new(
+                "date_of_birth",
+                "invalid_date",
+                "expected an ISO date such as 1961-04-23",
+            )
         })?;
         Self::new(date, today)
     }
 
     pub fn new(date: NaiveDate, today: NaiveDate) -> Result<Self, FieldError> {
         if date > today {
-            return Err(FieldError::new("date_of_birth", "in_future", "date of birth is in the future"));
+            return Err(FieldError::new(
+                "date_of_birth",
+                "in_future",
+                "date of birth is in the future",
+            ));
         }
         if date.year() < 1900 {
-            return Err(FieldError::new("date_of_birth", "too_early", "date of birth is before 1900"));
+            return Err(FieldError::new(
+                "date_of_birth",
+                "too_early",
+                "date of birth is before 1900",
+            ));
         }
         Ok(Self(date))
     }
@@ -82,7 +96,11 @@ impl DateOfBirth {
 pub fn parse_notes(input: &str) -> Result<Option<String>, FieldError> {
     let trimmed = input.trim();
     if trimmed.chars().count() > 10_000 {
-        return Err(FieldError::new("notes", "too_long", "notes are longer than 10000 characters"));
+        return Err(FieldError::new(
+            "notes",
+            "too_long",
+            "notes are longer than 10000 characters",
+        ));
     }
     Ok((!trimmed.is_empty()).then(|| trimmed.to_owned()))
 }
@@ -257,9 +275,18 @@ mod tests {
     #[test]
     fn date_of_birth_bounds() {
         assert!(DateOfBirth::parse("1961-04-23", today()).is_ok());
-        assert_eq!(DateOfBirth::parse("2027-01-01", today()).expect_err("future").code, "in_future");
-        assert_eq!(DateOfBirth::parse("1899-12-31", today()).expect_err("early").code, "too_early");
-        assert_eq!(DateOfBirth::parse("23/04/1961", today()).expect_err("format").code, "invalid_date");
+        assert_eq!(
+            DateOfBirth::parse("2027-01-01", today()).expect_err("future").code,
+            "in_future"
+        );
+        assert_eq!(
+            DateOfBirth::parse("1899-12-31", today()).expect_err("early").code,
+            "too_early"
+        );
+        assert_eq!(
+            DateOfBirth::parse("23/04/1961", today()).expect_err("format").code,
+            "invalid_date"
+        );
     }
 
     #[test]

@@ -99,7 +99,10 @@ mod tests {
 
     #[test]
     fn parses_iana_names_and_rejects_others() {
-        assert_eq!(ClinicZone::parse("Australia/Sydney").expect("zone").name(), "Australia/Sydney");
+        assert_eq!(
+            ClinicZone::parse("Australia/Sydney").expect("zone").name(),
+            "Australia/Sydney"
+        );
         let err = ClinicZone::parse("Mars/Olympus").expect_err("unknown");
         assert_eq!(err.code, "unknown_time_zone");
         assert!(ClinicZone::parse("").is_err());
@@ -128,6 +131,9 @@ mod tests {
     fn local_date_uses_the_zone_not_utc() {
         let chicago = ClinicZone::default();
         let late_evening = Utc.with_ymd_and_hms(2027, 1, 5, 3, 0, 0).single().expect("instant");
-        assert_eq!(chicago.local_date(late_evening), NaiveDate::from_ymd_opt(2027, 1, 4).expect("date"));
+        assert_eq!(
+            chicago.local_date(late_evening),
+            NaiveDate::from_ymd_opt(2027, 1, 4).expect("date")
+        );
     }
 }

@@ -77,9 +77,8 @@ impl TryFrom<PatientRow> for Patient {
     /// Stored values were validated on the way in; a value that no longer parses is
     /// corruption, reported as a store error rather than hidden.
     fn try_from(r: PatientRow) -> Result<Self, PatientError> {
-        let corrupt = |field: &str| {
-            PatientError::Store(StoreError::Migration(format!("stored patient has an invalid {field}")))
-        };
+        let corrupt =
+            |field: &str| PatientError::Store(StoreError::Migration(format!("stored patient has an invalid {field}")));
         // Stored dates of birth were checked against "today" on the way in.
         let far_future = NaiveDate::MAX;
         Ok(Patient {
@@ -92,7 +91,12 @@ impl TryFrom<PatientRow> for Patient {
                 .map(EmailAddress::parse)
                 .transpose()
                 .map_err(|_| corrupt("email"))?,
-            phone: r.phone.as_deref().map(Phone::from_e164).transpose().map_err(|_| corrupt("phone"))?,
+            phone: r
+                .phone
+                .as_deref()
+                .map(Phone::from_e164)
+                .transpose()
+                .map_err(|_| corrupt("phone"))?,
             date_of_birth: r
                 .date_of_birth
                 .as_deref()
@@ -112,7 +116,12 @@ impl TryFrom<PatientRow> for Patient {
 }
 
 /// Creates a patient.
-pub fn create(conn: &mut DbConnection, actor: &Actor, new: NewPatient, now: DateTime<Utc>) -> Result<Patient, PatientError> {
+pub fn create(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    new: NewPatient,
+    now: DateTime<Utc>,
+) -> Result<Patient, PatientError> {
     let patient = Patient::create(PatientId::new(), new, now);
     conn.transaction(|conn| {
         diesel::insert_into(patients::table)
@@ -179,7 +188,12 @@ pub fn update(
 }
 
 /// Archives a patient: the record stays, lists no longer show it. Archiving twice is a 404.
-pub fn archive(conn: &mut DbConnection, actor: &Actor, id: PatientId, now: DateTime<Utc>) -> Result<Patient, PatientError> {
+pub fn archive(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    id: PatientId,
+    now: DateTime<Utc>,
+) -> Result<Patient, PatientError> {
     conn.transaction(|conn| {
         let mut patient = load(conn, id)?;
         if patient.is_archived() {
@@ -274,7 +288,7 @@ fn like_pattern(term: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::{AuditFilter, AuditEvent};
+    use crate::audit::{AuditEvent, AuditFilter};
     use clinic_domain::contact::PhoneRegion;
     use clinic_store::testing::TestDatabase;
 
@@ -302,7 +316,13 @@ mod tests {
         let mut conn = db.url().establish().expect("connect");
         let actor = Actor::system();
         let now = time::now();
-        let created = create(&mut conn, &actor, new_patient("Ann", "Lee", Some("ann@example.org")), now).expect("create");
+        let created = create(
+            &mut conn,
+            &actor,
+            new_patient("Ann", "Lee", Some("ann@example.org")),
+            now,
+        )
+        .expect("create");
         let read = get(&mut conn, &actor, created.id, now).expect("read");
         assert_eq!(read, created);
 
@@ -318,13 +338,24 @@ mod tests {
         ));
 
         archive(&mut conn, &actor, created.id, now).expect("archive");
-        assert!(matches!(archive(&mut conn, &actor, created.id, now), Err(PatientError::NotFound)));
-        assert!(get(&mut conn, &actor, created.id, now).expect("still readable").is_archived());
+        assert!(matches!(
+            archive(&mut conn, &actor, created.id, now),
+            Err(PatientError::NotFound)
+        ));
+        assert!(get(&mut conn, &actor, created.id, now)
+            .expect("still readable")
+            .is_archived());
 
         let actions: Vec<String> = events(&mut conn).into_iter().rev().map(|e| e.action).collect();
         assert_eq!(
             actions,
-            ["patient.create", "patient.read", "patient.update", "patient.archive", "patient.read"]
+            [
+                "patient.create",
+                "patient.read",
+                "patient.update",
+                "patient.archive",
+                "patient.read"
+            ]
         );
     }
 
@@ -336,7 +367,11 @@ mod tests {
         let now = time::now();
         let mut ids = Vec::new();
         for (g, f) in [("Ann", "Lee"), ("Bo", "Leeds"), ("Cy", "Park"), ("Di", "50%_off")] {
-            ids.push(create(&mut conn, &actor, new_patient(g, f, None), now).expect("create").id);
+            ids.push(
+                create(&mut conn, &actor, new_patient(g, f, None), now)
+                    .expect("create")
+                    .id,
+            );
         }
         let search = |conn: &mut DbConnection, q: &str| {
             let filter = PatientFilter {

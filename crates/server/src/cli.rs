@@ -129,10 +129,17 @@ fn token(settings: &Settings, cmd: TokenCommand) -> Result<(), String> {
             let issued = clinic_auth::create(&mut conn, new, now).map_err(|e| e.to_string())?;
             // Only the secret on stdout, so `TOKEN=$(clinic token create …)` works.
             println!("{}", issued.secret);
-            eprintln!("created token {} ({})", issued.token.id, issued.token.scopes.to_storage());
+            eprintln!(
+                "created token {} ({})",
+                issued.token.id,
+                issued.token.scopes.to_storage()
+            );
         }
         TokenCommand::List => {
-            println!("{:<36}  {:<8}  {:<40}  {:<25}  NAME", "ID", "STATE", "SCOPES", "EXPIRES");
+            println!(
+                "{:<36}  {:<8}  {:<40}  {:<25}  NAME",
+                "ID", "STATE", "SCOPES", "EXPIRES"
+            );
             for t in clinic_auth::list(&mut conn).map_err(|e| e.to_string())? {
                 let state = if t.revoked_at.is_some() {
                     "revoked"
@@ -142,7 +149,14 @@ fn token(settings: &Settings, cmd: TokenCommand) -> Result<(), String> {
                     "active"
                 };
                 let expires = t.expires_at.map(|e| e.to_rfc3339()).unwrap_or_else(|| "never".into());
-                println!("{:<36}  {:<8}  {:<40}  {:<25}  {}", t.id, state, t.scopes.to_storage(), expires, t.name);
+                println!(
+                    "{:<36}  {:<8}  {:<40}  {:<25}  {}",
+                    t.id,
+                    state,
+                    t.scopes.to_storage(),
+                    expires,
+                    t.name
+                );
             }
         }
         TokenCommand::Revoke { id } => {

@@ -71,8 +71,12 @@ pub fn run(settings: Settings) -> Result<(), String> {
 
     let system = actix_web::rt::System::new();
     system.block_on(async move {
+        // Registered before the banner is printed, so a supervisor that sends SIGTERM as
+        // soon as it sees "Listening on" still gets a graceful shutdown.
+        let shutdown = shutdown_signal().map_err(|e| format!("cannot install signal handlers: {e}"))?;
         let server = actix_web::HttpServer::new(move || clinic_api::app(state.clone()))
             .shutdown_timeout(30)
+            .shutdown_signal(shutdown)
             .bind(settings.bind)
             .map_err(|e| format!("cannot listen on CLINIC_BIND {}: {e}", settings.bind))?;
         for addr in server.addrs() {
@@ -80,5 +84,26 @@ pub fn run(settings: Settings) -> Result<(), String> {
             println!("Swagger UI: http://{addr}/swagger-ui/  (OpenAPI JSON at /api-docs/openapi.json)");
         }
         server.run().await.map_err(|e| e.to_string())
+    })
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C). The handlers exist from the moment this returns.
+#[cfg(unix)]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down gracefully"),
+            _ = int.recv() => tracing::info!("SIGINT: shutting down gracefully"),
+        }
+    })
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
     })
 }

@@ -18,7 +18,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("CLINIC_NAME", "name", "Intrathecal Pump Clinic"),
     ("CLINIC_PHONE", "phone", "+1 312 555 0100 (placeholder)"),
     ("CLINIC_PHONE_REGION", "phone_region", "US"),
-    ("CLINIC_SMTP_URL", "smtp_url", "(none: emails are written to $CLINIC_DATA_DIR/outbox)"),
+    (
+        "CLINIC_SMTP_URL",
+        "smtp_url",
+        "(none: emails are written to $CLINIC_DATA_DIR/outbox)",
+    ),
     ("CLINIC_DB_POOL_SIZE", "db_pool_size", "10"),
     ("CLINIC_MAX_BODY_BYTES", "max_body_bytes", "65536"),
     ("CLINIC_LOG_FORMAT", "log_format", "text"),
@@ -74,11 +78,17 @@ impl Source<'_> {
         if let Some(v) = self.env.get(variable).filter(|v| !v.trim().is_empty()) {
             return Some((v.trim().to_owned(), variable.to_owned()));
         }
-        let key = VARIABLES.iter().find(|(var, _, _)| *var == variable).map(|(_, key, _)| *key)?;
+        let key = VARIABLES
+            .iter()
+            .find(|(var, _, _)| *var == variable)
+            .map(|(_, key, _)| *key)?;
         let file = self.file_name.as_ref()?;
-        self.file
-            .get(key)
-            .map(|v| (v.trim().to_owned(), format!("{variable} (key '{key}' in {})", file.display())))
+        self.file.get(key).map(|v| {
+            (
+                v.trim().to_owned(),
+                format!("{variable} (key '{key}' in {})", file.display()),
+            )
+        })
     }
 }
 
@@ -169,7 +179,12 @@ impl Settings {
     }
 }
 
-fn parse_number<T>(src: &Source<'_>, variable: &str, default: T, range: std::ops::RangeInclusive<T>) -> Result<T, SettingsError>
+fn parse_number<T>(
+    src: &Source<'_>,
+    variable: &str,
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<T, SettingsError>
 where
     T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
 {
@@ -198,7 +213,12 @@ fn read_file(path: &Path) -> Result<HashMap<String, String>, SettingsError> {
         let text = match value {
             toml::Value::String(s) => s,
             toml::Value::Integer(i) => i.to_string(),
-            other => return Err(err(&name, format!("key '{key}' must be a string or a number, not {}", other.type_str()))),
+            other => {
+                return Err(err(
+                    &name,
+                    format!("key '{key}' must be a string or a number, not {}", other.type_str()),
+                ))
+            }
         };
         values.insert(key, text);
     }
@@ -221,7 +241,10 @@ mod tests {
         assert_eq!(s.time_zone.name(), "America/Chicago");
         assert!(!s.clinic_phone_configured);
         let s = Settings::load(&env(&[("CLINIC_DATA_DIR", "/srv/clinic")]), None).expect("data dir");
-        assert_eq!(s.database_url, DatabaseUrl::sqlite_file(Path::new("/srv/clinic/clinic.db")));
+        assert_eq!(
+            s.database_url,
+            DatabaseUrl::sqlite_file(Path::new("/srv/clinic/clinic.db"))
+        );
     }
 
     #[test]
@@ -245,7 +268,11 @@ mod tests {
     fn file_values_apply_and_env_wins() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("clinic.toml");
-        std::fs::write(&path, "time_zone = \"Australia/Sydney\"\nname = \"North Clinic\"\ndb_pool_size = 4\n").expect("write");
+        std::fs::write(
+            &path,
+            "time_zone = \"Australia/Sydney\"\nname = \"North Clinic\"\ndb_pool_size = 4\n",
+        )
+        .expect("write");
         let s = Settings::load(&env(&[("CLINIC_NAME", "South Clinic")]), Some(&path)).expect("file");
         assert_eq!(s.time_zone.name(), "Australia/Sydney");
         assert_eq!(s.clinic_name, "South Clinic");
@@ -255,6 +282,9 @@ mod tests {
         let e = Settings::load(&env(&[]), Some(&path)).expect_err("bad zone in file");
         assert!(e.variable.starts_with("CLINIC_TIME_ZONE (key 'time_zone'"), "{e}");
         std::fs::write(&path, "colour = \"blue\"\n").expect("write");
-        assert!(Settings::load(&env(&[]), Some(&path)).expect_err("unknown key").message.contains("colour"));
+        assert!(Settings::load(&env(&[]), Some(&path))
+            .expect_err("unknown key")
+            .message
+            .contains("colour"));
     }
 }

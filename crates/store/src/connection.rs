@@ -145,8 +145,14 @@ mod tests {
 
     #[test]
     fn scheme_picks_the_backend() {
-        assert_eq!(DatabaseUrl::parse("postgres://u@h/db").expect("pg").backend(), Backend::Postgres);
-        assert_eq!(DatabaseUrl::parse("postgresql://u@h/db").expect("pg").backend(), Backend::Postgres);
+        assert_eq!(
+            DatabaseUrl::parse("postgres://u@h/db").expect("pg").backend(),
+            Backend::Postgres
+        );
+        assert_eq!(
+            DatabaseUrl::parse("postgresql://u@h/db").expect("pg").backend(),
+            Backend::Postgres
+        );
         assert_eq!(
             DatabaseUrl::parse("sqlite://data/clinic.db").expect("sqlite"),
             DatabaseUrl::Sqlite(PathBuf::from("data/clinic.db"))
@@ -176,8 +182,12 @@ mod tests {
             foreign_keys: i64,
         }
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut conn = DatabaseUrl::sqlite_file(&dir.path().join("t.db")).establish().expect("open");
-        let v: Value = diesel::sql_query("PRAGMA foreign_keys").get_result(&mut conn).expect("pragma");
+        let mut conn = DatabaseUrl::sqlite_file(&dir.path().join("t.db"))
+            .establish()
+            .expect("open");
+        let v: Value = diesel::sql_query("PRAGMA foreign_keys")
+            .get_result(&mut conn)
+            .expect("pragma");
         assert_eq!(v.foreign_keys, 1);
     }
 }

@@ -18,13 +18,14 @@ impl StoreError {
     /// True when the database could not be reached (as opposed to a bad query): the API
     /// answers 503 for these.
     pub fn is_unavailable(&self) -> bool {
-        match self {
-            StoreError::Connect(_) | StoreError::Unavailable(_) => true,
-            StoreError::Query(diesel::result::Error::DatabaseError(
-                diesel::result::DatabaseErrorKind::ClosedConnection,
-                _,
-            )) => true,
-            _ => false,
-        }
+        matches!(
+            self,
+            StoreError::Connect(_)
+                | StoreError::Unavailable(_)
+                | StoreError::Query(diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::ClosedConnection,
+                    _,
+                ))
+        )
     }
 }

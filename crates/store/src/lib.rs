@@ -23,5 +23,6 @@ pub use pool::{Pool, PooledConnection};
 /// A trivial round trip, for readiness checks.
 pub fn ping(conn: &mut DbConnection) -> Result<(), StoreError> {
     use diesel::connection::SimpleConnection;
-    conn.batch_execute("SELECT 1").map_err(|e| StoreError::Unavailable(e.to_string()))
+    conn.batch_execute("SELECT 1")
+        .map_err(|e| StoreError::Unavailable(e.to_string()))
 }

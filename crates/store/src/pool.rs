@@ -15,6 +15,12 @@ pub struct Manager {
     url: DatabaseUrl,
 }
 
+impl Manager {
+    pub fn new(url: DatabaseUrl) -> Self {
+        Self { url }
+    }
+}
+
 impl ManageConnection for Manager {
     type Connection = DbConnection;
     type Error = StoreError;
@@ -59,7 +65,7 @@ pub fn connect(url: &DatabaseUrl, options: &PoolOptions) -> Result<Pool, StoreEr
         .connection_timeout(options.connection_timeout)
         // Connections are checked on checkout, so a restarted PostgreSQL is noticed per request.
         .test_on_check_out(true)
-        .build(Manager { url: url.clone() })
+        .build(Manager::new(url.clone()))
         .map_err(|e| StoreError::Connect(e.to_string()))
 }
 

@@ -102,8 +102,8 @@ impl Drop for TestDatabase {
     fn drop(&mut self) {
         if let Some(pg) = &self.postgres {
             if let Ok(mut admin) = PgConnection::establish(&pg.admin_url) {
-                let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", pg.name))
-                    .execute(&mut admin);
+                let _ =
+                    diesel::sql_query(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", pg.name)).execute(&mut admin);
             }
         }
     }

@@ -10,7 +10,9 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 
 fn migration_names(backend: &str) -> BTreeSet<String> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations").join(backend);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../migrations")
+        .join(backend);
     std::fs::read_dir(&dir)
         .expect("migration folder")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
@@ -76,10 +78,14 @@ fn family(declared: &str) -> &'static str {
 #[test]
 fn both_migration_sets_give_the_same_tables_and_columns() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut sqlite = DatabaseUrl::sqlite_file(&dir.path().join("m.db")).establish().expect("sqlite");
+    let mut sqlite = DatabaseUrl::sqlite_file(&dir.path().join("m.db"))
+        .establish()
+        .expect("sqlite");
     migrations::run_pending(&mut sqlite).expect("sqlite migrations");
     let sqlite_columns = columns(&mut sqlite);
-    assert!(sqlite_columns.iter().any(|(t, c, _, _)| t == "patients" && c == "email"));
+    assert!(sqlite_columns
+        .iter()
+        .any(|(t, c, _, _)| t == "patients" && c == "email"));
 
     if std::env::var("TEST_DATABASE_URL").is_err() {
         // Without a PostgreSQL server only the SQLite side can be checked here; CI's
@@ -125,7 +131,11 @@ fn write_transaction_commits_and_rolls_back() {
         Err(diesel::result::Error::RollbackTransaction)
     });
     assert!(failed.is_err());
-    let names: Vec<String> = api_tokens::table.select(api_tokens::id).order(api_tokens::id).load(&mut conn).expect("load");
+    let names: Vec<String> = api_tokens::table
+        .select(api_tokens::id)
+        .order(api_tokens::id)
+        .load(&mut conn)
+        .expect("load");
     assert_eq!(names, vec!["kept".to_owned()]);
     // The connection is usable again after the rollback.
     dialect::write_transaction(&mut conn, |c| insert(c, "after")).expect("commit after rollback");

@@ -101,7 +101,11 @@ pub async fn list_audit_events(
         before_id,
     };
     let (events, more) = state.db(move |conn| audit::list(conn, &filter, limit)).await?;
-    let next_cursor = if more { events.last().map(|e| e.id.to_string()) } else { None };
+    let next_cursor = if more {
+        events.last().map(|e| e.id.to_string())
+    } else {
+        None
+    };
     Ok(web::Json(Page {
         items: events.into_iter().map(AuditEventResponse::from).collect(),
         next_cursor,

@@ -14,14 +14,14 @@ pub struct Health {
 }
 
 /// Liveness: the process answers. Touches no database.
-#[utoipa::path(tag = "operations", security(()), responses((status = 200, body = Health)))]
+#[utoipa::path(tag = "operations", operation_id = "get_health", security(()), responses((status = 200, body = Health)))]
 #[get("/healthz")]
 pub async fn healthz() -> web::Json<Health> {
     web::Json(Health { status: "ok" })
 }
 
 /// Readiness: a connection from the pool runs a trivial query.
-#[utoipa::path(tag = "operations", security(()), responses((status = 200, body = Health)))]
+#[utoipa::path(tag = "operations", operation_id = "get_readiness", security(()), responses((status = 200, body = Health)))]
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> Result<web::Json<Health>, ApiError> {
     state.db(clinic_store::ping).await?;
@@ -31,6 +31,7 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<web::Json<Health>, Api
 /// Prometheus metrics in the text exposition format.
 #[utoipa::path(
     tag = "operations",
+    operation_id = "get_metrics",
     security(()),
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"))
 )]

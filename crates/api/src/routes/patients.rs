@@ -122,29 +122,50 @@ impl CreatePatientRequest {
         let given_name = e.check("given_name", PersonName::parse(&self.given_name));
         let family_name = e.check("family_name", PersonName::parse(&self.family_name));
         let email = parse_opt(&mut e, "email", self.email.as_deref(), EmailAddress::parse);
-        let phone = parse_opt(&mut e, "phone", self.phone.as_deref(), |v| Phone::parse(v, clinic.phone_region));
+        let phone = parse_opt(&mut e, "phone", self.phone.as_deref(), |v| {
+            Phone::parse(v, clinic.phone_region)
+        });
         let date_of_birth = parse_opt(&mut e, "date_of_birth", self.date_of_birth.as_deref(), |v| {
             DateOfBirth::parse(v, today)
         });
         let time_zone = parse_opt(&mut e, "time_zone", self.time_zone.as_deref(), ClinicZone::parse);
-        let language = parse_opt(&mut e, "preferred_language", self.preferred_language.as_deref(), Language::parse);
+        let language = parse_opt(
+            &mut e,
+            "preferred_language",
+            self.preferred_language.as_deref(),
+            Language::parse,
+        );
         let notes = parse_opt(&mut e, "notes", self.notes.as_deref(), parse_notes);
-        match (given_name, family_name, email, phone, date_of_birth, time_zone, language, notes) {
-            (Some(given_name), Some(family_name), Some(email), Some(phone), Some(dob), Some(zone), Some(lang), Some(notes))
-                if e.is_empty() =>
-            {
-                Ok(NewPatient {
-                    given_name,
-                    family_name,
-                    email,
-                    phone,
-                    date_of_birth: dob,
-                    time_zone: zone.unwrap_or(clinic.time_zone),
-                    preferred_language: lang.unwrap_or_default(),
-                    email_consent: self.email_consent,
-                    notes: notes.flatten(),
-                })
-            }
+        match (
+            given_name,
+            family_name,
+            email,
+            phone,
+            date_of_birth,
+            time_zone,
+            language,
+            notes,
+        ) {
+            (
+                Some(given_name),
+                Some(family_name),
+                Some(email),
+                Some(phone),
+                Some(dob),
+                Some(zone),
+                Some(lang),
+                Some(notes),
+            ) if e.is_empty() => Ok(NewPatient {
+                given_name,
+                family_name,
+                email,
+                phone,
+                date_of_birth: dob,
+                time_zone: zone.unwrap_or(clinic.time_zone),
+                preferred_language: lang.unwrap_or_default(),
+                email_consent: self.email_consent,
+                notes: notes.flatten(),
+            }),
             _ => Err(e),
         }
     }
@@ -204,11 +225,17 @@ impl UpdatePatientRequest {
     fn into_command(self, clinic: &ClinicInfo, today: NaiveDate) -> Result<(i64, PatientChanges), ValidationErrors> {
         let mut e = ValidationErrors::new();
         let changes = PatientChanges {
-            given_name: self.given_name.and_then(|v| e.check("given_name", PersonName::parse(&v))),
-            family_name: self.family_name.and_then(|v| e.check("family_name", PersonName::parse(&v))),
+            given_name: self
+                .given_name
+                .and_then(|v| e.check("given_name", PersonName::parse(&v))),
+            family_name: self
+                .family_name
+                .and_then(|v| e.check("family_name", PersonName::parse(&v))),
             email: parse_nullable(&mut e, "email", self.email, EmailAddress::parse),
             phone: parse_nullable(&mut e, "phone", self.phone, |v| Phone::parse(v, clinic.phone_region)),
-            date_of_birth: parse_nullable(&mut e, "date_of_birth", self.date_of_birth, |v| DateOfBirth::parse(v, today)),
+            date_of_birth: parse_nullable(&mut e, "date_of_birth", self.date_of_birth, |v| {
+                DateOfBirth::parse(v, today)
+            }),
             time_zone: self.time_zone.and_then(|v| e.check("time_zone", ClinicZone::parse(&v))),
             preferred_language: self
                 .preferred_language
@@ -217,7 +244,11 @@ impl UpdatePatientRequest {
             notes: parse_nullable(&mut e, "notes", self.notes, parse_notes).map(Option::flatten),
         };
         if self.version < 1 {
-            e.push(clinic_domain::FieldError::new("version", "out_of_range", "version starts at 1"));
+            e.push(clinic_domain::FieldError::new(
+                "version",
+                "out_of_range",
+                "version starts at 1",
+            ));
         }
         e.finish()?;
         Ok((self.version, changes))
@@ -244,9 +275,7 @@ pub async fn create_patient(
     let now = state.now();
     let today = state.clinic.time_zone.local_date(now);
     let new = body.0.into_command(&state.clinic, today)?;
-    let patient = state
-        .db(move |conn| repo::create(conn, &auth.actor, new, now))
-        .await?;
+    let patient = state.db(move |conn| repo::create(conn, &auth.actor, new, now)).await?;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/api/v1/patients/{}", patient.id)))
         .json(PatientResponse::from(patient)))
@@ -280,7 +309,11 @@ pub async fn list_patients(
     let query = query.into_inner();
     let limit = pagination::limit(query.limit)?;
     if query.q.as_ref().is_some_and(|q| q.chars().count() > 100) {
-        return Err(ApiError::field("q", "too_long", "search text is longer than 100 characters"));
+        return Err(ApiError::field(
+            "q",
+            "too_long",
+            "search text is longer than 100 characters",
+        ));
     }
     let after = query
         .cursor

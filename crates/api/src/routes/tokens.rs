@@ -77,7 +77,10 @@ pub struct TokenList {
 /// List API tokens, newest first.
 #[utoipa::path(tag = "tokens", security(("bearer" = ["admin"])), responses((status = 200, body = TokenList)))]
 #[get("/tokens")]
-pub async fn list_tokens(state: web::Data<AppState>, _auth: Authorized<scopes::Admin>) -> Result<web::Json<TokenList>, ApiError> {
+pub async fn list_tokens(
+    state: web::Data<AppState>,
+    _auth: Authorized<scopes::Admin>,
+) -> Result<web::Json<TokenList>, ApiError> {
     let tokens = state.db(clinic_auth::list).await?;
     Ok(web::Json(TokenList {
         items: tokens.into_iter().map(TokenResponse::from).collect(),

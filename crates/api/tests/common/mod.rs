@@ -1,0 +1,211 @@
+//! `TestApp`: a fresh database (SQLite, or PostgreSQL with TEST_DATABASE_URL), the real
+//! actix application in process, an injectable clock, and helpers that speak HTTP.
+#![allow(dead_code)]
+
+use std::sync::{Arc, Mutex};
+
+use actix_web::http::{header, Method, StatusCode};
+use actix_web::test;
+use chrono::{DateTime, Duration, Utc};
+use clinic_api::metrics::Metrics;
+use clinic_api::state::Limits;
+use clinic_api::{AppState, ClinicInfo};
+use clinic_auth::NewToken;
+use clinic_domain::contact::PhoneRegion;
+use clinic_domain::time::{ClinicZone, Clock};
+use clinic_store::testing::TestDatabase;
+use clinic_store::Pool;
+use serde_json::Value;
+
+/// A clock tests move by hand.
+pub struct TestClock(Mutex<DateTime<Utc>>);
+
+impl TestClock {
+    pub fn set(&self, t: DateTime<Utc>) {
+        *self.0.lock().expect("clock lock") = t;
+    }
+    pub fn advance(&self, by: Duration) {
+        let mut t = self.0.lock().expect("clock lock");
+        *t += by;
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().expect("clock lock")
+    }
+}
+
+pub struct TestApp {
+    pub db: TestDatabase,
+    pub pool: Pool,
+    pub state: AppState,
+    pub clock: Arc<TestClock>,
+    /// An admin token's secret.
+    pub admin: String,
+}
+
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: actix_web::http::header::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl TestResponse {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("response is not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+    }
+
+    /// Asserts a problem+json body with this status and code and returns it.
+    pub fn problem(&self, status: u16, code: &str) -> Value {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.text());
+        assert_eq!(
+            self.header("content-type").as_deref(),
+            Some("application/problem+json"),
+            "body: {}",
+            self.text()
+        );
+        let body = self.json();
+        assert_eq!(body["code"], code, "body: {body}");
+        assert_eq!(body["status"], status);
+        body
+    }
+
+    /// The fields named in a problem's `errors`.
+    pub fn error_fields(&self) -> Vec<String> {
+        self.json()["errors"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e["field"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl TestApp {
+    pub async fn new() -> Self {
+        let db = TestDatabase::new();
+        let pool = db.pool();
+        let clock = Arc::new(TestClock(Mutex::new(clinic_store::time::now())));
+        let state = AppState {
+            pool: pool.clone(),
+            clinic: ClinicInfo {
+                name: "Test Pump Clinic".into(),
+                phone: "+13125550100".into(),
+                time_zone: ClinicZone::default(),
+                phone_region: PhoneRegion::default(),
+            },
+            clock: clock.clone(),
+            metrics: Arc::new(Metrics::new().expect("metrics")),
+            limits: Limits::default(),
+        };
+        let mut app = Self {
+            db,
+            pool,
+            state,
+            clock,
+            admin: String::new(),
+        };
+        app.admin = app.token(&["admin"]);
+        app
+    }
+
+    /// Makes a token with these scopes directly in the database and returns its secret.
+    pub fn token(&self, scopes: &[&str]) -> String {
+        self.token_with_expiry(scopes, None)
+    }
+
+    pub fn token_with_expiry(&self, scopes: &[&str], expires_at: Option<DateTime<Utc>>) -> String {
+        let mut conn = clinic_store::pool::get(&self.pool).expect("connection");
+        let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+        let now = self.state.now();
+        let new = NewToken::parse("test", &scopes, expires_at, now).expect("token request");
+        clinic_auth::create(&mut conn, new, now).expect("token").secret
+    }
+
+    pub async fn send(&self, req: test::TestRequest) -> TestResponse {
+        let svc = test::init_service(clinic_api::app(self.state.clone())).await;
+        let res = test::call_service(&svc, req.to_request()).await;
+        let status = res.status();
+        let headers = res.headers().clone();
+        let body = test::read_body(res).await.to_vec();
+        TestResponse { status, headers, body }
+    }
+
+    /// A JSON request with an optional bearer token.
+    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> TestResponse {
+        let mut req = test::TestRequest::default().method(method).uri(path);
+        if let Some(t) = token {
+            req = req.insert_header((header::AUTHORIZATION, format!("Bearer {t}")));
+        }
+        if let Some(b) = body {
+            req = req.set_json(b);
+        }
+        self.send(req).await
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> TestResponse {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> TestResponse {
+        self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> TestResponse {
+        self.call(Method::PATCH, path, Some(token), Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> TestResponse {
+        self.call(Method::DELETE, path, Some(token), None).await
+    }
+
+    /// Creates a patient through the API and returns its JSON.
+    pub async fn create_patient(&self, given: &str, family: &str) -> Value {
+        let res = self
+            .post(
+                "/api/v1/patients",
+                &self.admin,
+                serde_json::json!({
+                    "given_name": given,
+                    "family_name": family,
+                    "email": format!("{}.{}@example.org", given.to_lowercase(), family.to_lowercase()),
+                    "phone": "(312) 555-0123",
+                    "email_consent": true
+                }),
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+        res.json()
+    }
+
+    /// Row counts that bad input must leave unchanged.
+    pub async fn counts(&self) -> (usize, usize) {
+        let patients = self.get("/api/v1/patients?limit=100", &self.admin).await.json()["items"]
+            .as_array()
+            .map(Vec::len)
+            .unwrap_or_default();
+        let mut conn = clinic_store::pool::get(&self.pool).expect("connection");
+        let (events, _) = clinic_patients::audit::list(
+            &mut conn,
+            &clinic_patients::audit::AuditFilter {
+                action: Some("patient.create".into()),
+                ..Default::default()
+            },
+            1000,
+        )
+        .expect("audit");
+        (patients, events.len())
+    }
+}

@@ -1,0 +1,146 @@
+//! Health, readiness, metrics, unknown routes, request ids and the committed OpenAPI file.
+
+mod common;
+
+use std::path::Path;
+
+use actix_web::http::StatusCode;
+use actix_web::test::TestRequest;
+use common::TestApp;
+
+#[actix_web::test]
+async fn health_readiness_and_metrics() {
+    let app = TestApp::new().await;
+    let health = app.send(TestRequest::get().uri("/healthz")).await;
+    assert_eq!(
+        (health.status, health.json()["status"].clone()),
+        (StatusCode::OK, "ok".into())
+    );
+    let ready = app.send(TestRequest::get().uri("/readyz")).await;
+    assert_eq!(
+        (ready.status, ready.json()["status"].clone()),
+        (StatusCode::OK, "ready".into())
+    );
+
+    let p = app.create_patient("Hal", "Ives").await;
+    app.get(
+        &format!("/api/v1/patients/{}", p["id"].as_str().expect("id")),
+        &app.admin,
+    )
+    .await;
+    let metrics = app.send(TestRequest::get().uri("/metrics")).await;
+    assert_eq!(metrics.status, StatusCode::OK);
+    assert!(metrics.header("content-type").expect("type").starts_with("text/plain"));
+    let text = metrics.text();
+    assert!(
+        text.contains(r#"clinic_http_requests_total{method="GET",route="/api/v1/patients/{id}",status="200"} 1"#),
+        "{text}"
+    );
+    assert!(text.contains("clinic_http_request_duration_seconds_bucket"));
+    assert!(
+        !text.contains(p["id"].as_str().expect("id")),
+        "no identifiers in labels"
+    );
+}
+
+#[actix_web::test]
+async fn readiness_fails_with_a_problem_when_the_database_is_gone() {
+    let app = TestApp::new().await;
+    // A pool to a database that cannot be reached: readiness must say 503, not hang or 500.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("no-such-dir").join("x.db");
+    let pool = clinic_store::Pool::builder()
+        .max_size(1)
+        .connection_timeout(std::time::Duration::from_millis(200))
+        .build_unchecked(clinic_store::pool::Manager::new(
+            clinic_store::DatabaseUrl::sqlite_file(&missing),
+        ));
+    let mut state = app.state.clone();
+    state.pool = pool;
+    let svc = actix_web::test::init_service(clinic_api::app(state)).await;
+    let res = actix_web::test::call_service(&svc, TestRequest::get().uri("/readyz").to_request()).await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        res.headers().get("retry-after").and_then(|v| v.to_str().ok()),
+        Some("5")
+    );
+}
+
+#[actix_web::test]
+async fn unknown_routes_are_problem_404s_and_ids_are_echoed() {
+    let app = TestApp::new().await;
+    let res = app.send(TestRequest::get().uri("/api/v1/nothing-here")).await;
+    res.problem(404, "not_found");
+    let id = res.header("x-request-id").expect("request id");
+    assert!(uuid_like(&id), "{id}");
+    let bad_id = app
+        .send(
+            TestRequest::get()
+                .uri("/healthz")
+                .insert_header(("x-request-id", "no spaces allowed")),
+        )
+        .await;
+    assert_ne!(bad_id.header("x-request-id").as_deref(), Some("no spaces allowed"));
+    assert_eq!(bad_id.header("x-content-type-options").as_deref(), Some("nosniff"));
+    assert_eq!(
+        app.send(TestRequest::get().uri("/swagger-ui/")).await.status,
+        StatusCode::OK
+    );
+    let redirect = app.send(TestRequest::get().uri("/swagger-ui")).await;
+    assert!(redirect.status.is_redirection());
+}
+
+fn uuid_like(s: &str) -> bool {
+    s.len() == 36 && s.chars().filter(|c| *c == '-').count() == 4
+}
+
+#[actix_web::test]
+async fn served_openapi_matches_the_committed_file() {
+    let app = TestApp::new().await;
+    let served = app.send(TestRequest::get().uri("/api-docs/openapi.json")).await.json();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi.json");
+    let pretty = serde_json::to_string_pretty(&served).expect("json") + "\n";
+    if std::env::var("UPDATE_OPENAPI").is_ok() {
+        std::fs::write(&path, &pretty).expect("write docs/openapi.json");
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == pretty,
+        "docs/openapi.json differs from the served document; regenerate with \
+         `UPDATE_OPENAPI=1 cargo test -p clinic-api --test platform` (or `clinic openapi > docs/openapi.json`) and review the diff"
+    );
+}
+
+#[actix_web::test]
+async fn every_operation_is_documented_with_security_and_an_operation_id() {
+    let doc = serde_json::to_value(clinic_api::openapi_document()).expect("json");
+    let public = ["/healthz", "/readyz", "/metrics"];
+    let paths = doc["paths"].as_object().expect("paths");
+    assert!(paths.contains_key("/api/v1/patients/{id}"));
+    for (path, item) in paths {
+        for (method, op) in item.as_object().expect("item") {
+            let id = op["operationId"].as_str().unwrap_or_default();
+            assert!(
+                id.contains('_'),
+                "{method} {path}: operation id '{id}' is not <verb>_<resource>"
+            );
+            assert!(
+                op["description"].is_string() || op["summary"].is_string(),
+                "{method} {path} has no description"
+            );
+            let security = op["security"].as_array().expect("security listed");
+            let open = security.iter().all(|s| s.as_object().is_some_and(|o| o.is_empty()));
+            assert_eq!(
+                open,
+                public.contains(&path.as_str()),
+                "{method} {path}: public/secured mismatch"
+            );
+            if !open {
+                assert!(
+                    op["responses"]["401"].is_object() && op["responses"]["403"].is_object(),
+                    "{method} {path}"
+                );
+            }
+        }
+    }
+}
