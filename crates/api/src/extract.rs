@@ -26,12 +26,22 @@ pub struct BodyLimit(pub usize);
 pub struct RequestId(pub String);
 
 /// A JSON body deserialised strictly (DTOs deny unknown fields), with errors that name the
-/// field: `{"field": "steps[2].rate", "code": "invalid_type", ...}`.
-pub struct JsonBody<T>(pub T);
+/// field: `{"field": "steps[2].rate", "code": "invalid_value", ...}`.
+///
+/// Extraction never fails: the outcome is held until the handler calls
+/// [`JsonBody::into_inner`]. Actix runs a handler's extractors together, so a body error
+/// could otherwise answer before the token check; this way 401/403 always come first.
+pub struct JsonBody<T>(Result<T, ApiError>);
+
+impl<T> JsonBody<T> {
+    pub fn into_inner(self) -> Result<T, ApiError> {
+        self.0
+    }
+}
 
 impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
-    type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+    type Error = std::convert::Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let limit = req.app_data::<BodyLimit>().map(|l| l.0).unwrap_or(64 * 1024);
@@ -46,7 +56,18 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<usize>().ok());
         let mut payload = payload.take();
-        Box::pin(async move {
+        Box::pin(async move { Ok(JsonBody(read_json(is_json, declared, limit, &mut payload).await)) })
+    }
+}
+
+async fn read_json<T: DeserializeOwned>(
+    is_json: bool,
+    declared: Option<usize>,
+    limit: usize,
+    payload: &mut Payload,
+) -> Result<T, ApiError> {
+    {
+        {
             if !is_json {
                 return Err(ApiError::UnsupportedMediaType);
             }
@@ -65,9 +86,31 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
                 }
                 body.extend_from_slice(&chunk);
             }
-            parse_json(&body).map(JsonBody)
-        })
+            parse_json(&body)
+        }
     }
+}
+
+/// Names the field a serde error is about and gives it a stable code.
+fn field_error(path: &str, message: &str, whole: &str) -> clinic_domain::FieldError {
+    let named = backticked(message);
+    let (code, field) = if message.starts_with("missing field") {
+        ("required", join_path(path, named))
+    } else if message.starts_with("unknown field") && path == "." {
+        ("unknown_field", named.unwrap_or_default().to_owned())
+    } else if message.starts_with("unknown field") {
+        ("unknown_field", path.to_owned())
+    } else {
+        ("invalid_value", path.to_owned())
+    };
+    let field = if field.is_empty() || field == "." {
+        whole.to_owned()
+    } else {
+        field
+    };
+    // serde_json's message ends with " at line 1 column 42": not useful beside the field.
+    let message = message.split(" at line ").next().unwrap_or(message);
+    clinic_domain::FieldError::new(field, code, message)
 }
 
 /// Deserialises `body`, mapping serde's error to a field-level problem.
@@ -83,30 +126,7 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
                 field: None,
             };
         }
-        let path = e.path().to_string();
-        let named = backticked(&message);
-        let (code, field) = if message.starts_with("missing field") {
-            ("required", join_path(&path, named))
-        } else if message.starts_with("unknown field") {
-            (
-                "unknown_field",
-                if path == "." {
-                    named.unwrap_or_default().to_owned()
-                } else {
-                    path.clone()
-                },
-            )
-        } else {
-            ("invalid_value", path.clone())
-        };
-        let field = if field.is_empty() || field == "." {
-            "body".to_owned()
-        } else {
-            field
-        };
-        // serde's message ends with " at line 1 column 42": not useful beside the field.
-        let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
-        ApiError::field(&field, code, message)
+        ApiError::Validation(field_error(&e.path().to_string(), &message, "body").into())
     })?;
     de.end().map_err(|_| ApiError::BadRequest {
         code: "malformed_json",
@@ -130,17 +150,36 @@ fn join_path(path: &str, name: Option<&str>) -> String {
     }
 }
 
-/// Query strings that do not parse get a 400 problem naming the parameter.
-pub fn query_config() -> web::QueryConfig {
-    web::QueryConfig::default().error_handler(|err, _req| {
-        let message = err.to_string();
-        let field = backticked(&message).unwrap_or("query").to_owned();
+/// Query parameters deserialised strictly, with a 400 `invalid_query` problem naming the
+/// parameter. Like [`JsonBody`], the outcome waits for [`QueryParams::into_inner`] so auth
+/// errors come first.
+pub struct QueryParams<T>(Result<T, ApiError>);
+
+impl<T> QueryParams<T> {
+    pub fn into_inner(self) -> Result<T, ApiError> {
+        self.0
+    }
+}
+
+impl<T: DeserializeOwned> FromRequest for QueryParams<T> {
+    type Error = std::convert::Infallible;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(Ok(QueryParams(parse_query(req.query_string()))))
+    }
+}
+
+/// Parses a query string (`+` decodes to a space, so offsets must be sent as `%2B`).
+pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let error = field_error(&e.path().to_string(), &e.inner().to_string(), "query");
         ApiError::BadRequest {
             code: "invalid_query",
-            detail: message,
-            field: Some(field),
+            detail: format!("{}: {}", error.field, error.message),
+            field: Some(error.field),
         }
-        .into()
     })
 }
 
@@ -208,9 +247,17 @@ impl<S: RequiredScope> FromRequest for Authorized<S> {
             let secret = secret.ok_or(ApiError::Unauthorized)?;
             let state = state.ok_or_else(|| ApiError::Internal("application state missing".into()))?;
             let now = state.now();
-            let principal = state
-                .db(move |conn| clinic_auth::authenticate(conn, &secret, now))
-                .await?;
+            let hash = clinic_auth::hash_secret(&secret);
+            let principal = match state.tokens.get(&hash, now) {
+                Some(principal) => principal,
+                None => {
+                    let principal = state
+                        .db(move |conn| clinic_auth::authenticate(conn, &secret, now))
+                        .await?;
+                    state.tokens.insert(hash, principal.clone(), principal.expires_at);
+                    principal
+                }
+            };
             req.extensions_mut().insert(principal.token_id);
             if !principal.scopes.allows(S::SCOPE) {
                 return Err(ApiError::Forbidden(S::SCOPE));
@@ -244,6 +291,29 @@ mod tests {
     struct Outer {
         name: String,
         steps: Vec<Inner>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Query {
+        limit: Option<i64>,
+        from: Option<chrono::DateTime<chrono::Utc>>,
+    }
+
+    #[test]
+    fn query_errors_name_the_parameter() {
+        let field = |q: &str| match parse_query::<Query>(q) {
+            Err(ApiError::BadRequest { code, field, .. }) => (code, field.unwrap_or_default()),
+            other => panic!("expected an error, got {:?}", other.map(|_| ())),
+        };
+        assert_eq!(field("limit=ten"), ("invalid_query", "limit".into()));
+        assert_eq!(field("serach=x"), ("invalid_query", "serach".into()));
+        assert_eq!(
+            field("from=2027-01-01T00:00:00+01:00"),
+            ("invalid_query", "from".into())
+        );
+        assert!(parse_query::<Query>("from=2027-01-01T00:00:00%2B01:00&limit=5").is_ok());
     }
 
     fn field_of(body: &str) -> (String, String) {

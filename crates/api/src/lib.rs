@@ -13,6 +13,7 @@ pub mod pagination;
 pub mod problem;
 pub mod routes;
 pub mod state;
+pub mod token_cache;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
@@ -44,7 +45,6 @@ pub fn app(
         .openapi(openapi::base())
         .app_data(web::Data::new(state.clone()))
         .app_data(extract::BodyLimit(body_limit))
-        .app_data(extract::query_config())
         .app_data(extract::path_config())
         .configure(routes::configure)
         .split_for_parts();

@@ -17,8 +17,7 @@ pub fn base() -> OpenApi {
                 .title("Clinic platform API")
                 .version(env!("CARGO_PKG_VERSION"))
                 .description(Some(
-                    "REST API of the intrathecal pump clinic platform: patients, content, scheduling, \
-                     pumps and reminders. Authenticate with `Authorization: Bearer clinic_…`; each \
+                    "REST API of the intrathecal pump clinic platform. Authenticate with `Authorization: Bearer clinic_…`; each \
                      operation names the scope it needs (`admin` holds every scope). Errors are RFC 9457 \
                      `application/problem+json` bodies with a stable `code`. Instants are RFC 3339 with an \
                      offset, dates ISO 8601, zones IANA names. See docs/api.md for a walkthrough.",
@@ -29,7 +28,7 @@ pub fn base() -> OpenApi {
 }
 
 /// Error responses every operation may give, declared once and added where they apply.
-const COMMON_RESPONSES: [(&str, &str, &str); 8] = [
+const COMMON_RESPONSES: [(&str, &str, &str); 9] = [
     ("400", "BadRequest", "Malformed JSON or query string"),
     (
         "401",
@@ -54,6 +53,11 @@ const COMMON_RESPONSES: [(&str, &str, &str); 8] = [
         "One or more fields are invalid; `errors` names each",
     ),
     (
+        "500",
+        "InternalError",
+        "An unexpected fault; the X-Request-Id response header identifies it in the logs",
+    ),
+    (
         "503",
         "ServiceUnavailable",
         "The database is unreachable; retry after the Retry-After delay",
@@ -76,6 +80,8 @@ fn applies(status: &str, op: &Operation, secured: bool) -> bool {
         "401" | "403" => secured,
         "404" => has_path,
         "413" | "415" => has_body,
+        // Only operations that use the database can find it unavailable.
+        "503" => !matches!(op.operation_id.as_deref(), Some("get_health" | "get_metrics")),
         "422" => has_body || has_query,
         _ => true,
     }

@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({
     "type": "urn:clinic:problem:validation_failed",
-    "title": "Unprocessable Content",
+    "title": "Unprocessable Entity",
     "status": 422,
     "detail": "invalid fields: email",
     "code": "validation_failed",
@@ -55,8 +55,6 @@ pub enum ApiError {
     PayloadTooLarge(usize),
     #[error("expected Content-Type: application/json")]
     UnsupportedMediaType,
-    #[error("too many requests")]
-    TooManyRequests,
     #[error("the database is unavailable")]
     Unavailable(String),
     #[error("internal error")]
@@ -77,7 +75,6 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
-            ApiError::TooManyRequests => "rate_limited",
             ApiError::Unavailable(_) => "service_unavailable",
             ApiError::Internal(_) => "internal_error",
         }
@@ -116,7 +113,6 @@ impl ResponseError for ApiError {
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -10,6 +10,7 @@ use clinic_store::{pool, DbConnection, Pool};
 
 use crate::metrics::Metrics;
 use crate::problem::ApiError;
+use crate::token_cache::TokenCache;
 
 /// Facts about the clinic from configuration.
 #[derive(Debug, Clone)]
@@ -42,6 +43,10 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
     pub limits: Limits,
+    /// Group-commit writer for the audit events of reads.
+    pub audit: clinic_patients::audit::AuditWriter,
+    /// Recently verified tokens (see [`TokenCache`] for the revocation delay).
+    pub tokens: TokenCache,
 }
 
 impl AppState {

@@ -407,3 +407,96 @@ async fn scopes_are_enforced_per_route() {
         StatusCode::CREATED
     );
 }
+
+#[actix_web::test]
+async fn auth_errors_come_before_body_and_query_errors() {
+    let app = TestApp::new().await;
+    let reader = app.token(&["patients:read"]);
+    let bad_body = json!({"given_name": 1, "unknown": true});
+    app.call(
+        Method::POST,
+        "/api/v1/patients",
+        Some("clinic_nope"),
+        Some(bad_body.clone()),
+    )
+    .await
+    .problem(401, "unauthorized");
+    app.post("/api/v1/patients", &reader, bad_body)
+        .await
+        .problem(403, "forbidden");
+    app.call(Method::GET, "/api/v1/patients?limit=ten", Some("clinic_nope"), None)
+        .await
+        .problem(401, "unauthorized");
+    app.get("/api/v1/audit-events?limit=ten", &reader)
+        .await
+        .problem(403, "forbidden");
+}
+
+#[actix_web::test]
+async fn null_is_refused_for_fields_that_cannot_be_cleared() {
+    let app = TestApp::new().await;
+    let p = app.create_patient("Jo", "Kim").await;
+    let path = format!("/api/v1/patients/{}", p["id"].as_str().expect("id"));
+    let res = app
+        .patch(
+            &path,
+            &app.admin,
+            json!({"version": 1, "given_name": null, "email_consent": null}),
+        )
+        .await;
+    res.problem(422, "validation_failed");
+    assert_eq!(res.error_fields(), ["given_name", "email_consent"]);
+    assert_eq!(app.get(&path, &app.admin).await.json()["version"], 1);
+}
+
+#[actix_web::test]
+async fn query_errors_name_the_parameter() {
+    let app = TestApp::new().await;
+    let res = app
+        .get("/api/v1/audit-events?from=2027-01-01T00:00:00+01:00", &app.admin)
+        .await;
+    res.problem(400, "invalid_query");
+    assert_eq!(res.error_fields(), ["from"]);
+    let ok = app
+        .get("/api/v1/audit-events?from=2027-01-01T00:00:00%2B01:00", &app.admin)
+        .await;
+    assert_eq!(ok.status, StatusCode::OK);
+}
+
+#[actix_web::test]
+async fn concurrent_reads_and_writes_all_succeed() {
+    let app = TestApp::new().await;
+    let mut ids = Vec::new();
+    for i in 0..16 {
+        ids.push(
+            app.create_patient(&format!("P{i}"), "Load").await["id"]
+                .as_str()
+                .expect("id")
+                .to_owned(),
+        );
+    }
+    let reads = ids.iter().cycle().take(160).map(|id| {
+        let path = format!("/api/v1/patients/{id}");
+        let app = &app;
+        async move { app.get(&path, &app.admin).await.status }
+    });
+    let writes = ids.iter().map(|id| {
+        let path = format!("/api/v1/patients/{id}");
+        let app = &app;
+        async move {
+            app.patch(&path, &app.admin, json!({"version": 1, "notes": "seen"}))
+                .await
+                .status
+        }
+    });
+    let (read_statuses, write_statuses) = futures_util::future::join(
+        futures_util::future::join_all(reads),
+        futures_util::future::join_all(writes),
+    )
+    .await;
+    assert!(read_statuses.iter().all(|s| *s == StatusCode::OK), "{read_statuses:?}");
+    assert!(
+        write_statuses.iter().all(|s| *s == StatusCode::OK),
+        "{write_statuses:?}"
+    );
+}

@@ -53,11 +53,12 @@ pub struct IssuedToken {
     pub secret: String,
 }
 
-/// Who is calling: the token's id and scopes.
+/// Who is calling: the token's id, scopes and expiry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Principal {
     pub token_id: TokenId,
     pub scopes: ScopeSet,
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// What is needed to make a token, already validated.
@@ -162,7 +163,9 @@ pub fn create(conn: &mut DbConnection, new: NewToken, now: DateTime<Utc>) -> Res
         revoked_at: None,
         last_used_at: None,
     };
-    diesel::insert_into(api_tokens::table).values(&row).execute(conn)?;
+    dialect::write_transaction(conn, |conn| {
+        diesel::insert_into(api_tokens::table).values(&row).execute(conn)
+    })?;
     Ok(IssuedToken {
         token: row.into_token()?,
         secret,
@@ -211,7 +214,7 @@ pub fn get(conn: &mut DbConnection, id: TokenId) -> Result<ApiToken, AuthError> 
 
 /// Revokes a token. Revoking twice keeps the first revocation time.
 pub fn revoke(conn: &mut DbConnection, id: TokenId, now: DateTime<Utc>) -> Result<ApiToken, AuthError> {
-    conn.transaction(|conn| {
+    dialect::write_transaction(conn, |conn| {
         diesel::update(
             api_tokens::table
                 .find(id.to_string())
@@ -245,13 +248,16 @@ pub fn authenticate(conn: &mut DbConnection, secret: &str, now: DateTime<Utc>) -
         return Err(AuthError::InvalidToken);
     }
     if stale {
-        diesel::update(api_tokens::table.find(token.id.to_string()))
-            .set(api_tokens::last_used_at.eq(time::to_db(now)))
-            .execute(conn)?;
+        dialect::write_transaction(conn, |conn| {
+            diesel::update(api_tokens::table.find(token.id.to_string()))
+                .set(api_tokens::last_used_at.eq(time::to_db(now)))
+                .execute(conn)
+        })?;
     }
     Ok(Principal {
         token_id: token.id,
         scopes: token.scopes,
+        expires_at: token.expires_at,
     })
 }
 

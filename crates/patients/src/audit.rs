@@ -1,9 +1,17 @@
 //! The append-only audit log: who touched which record, how, when, under which request.
+//!
+//! Changes record their event inside their own transaction ([`record`]). Reads go through
+//! the [`AuditWriter`]: one thread commits the events of all reads that arrive together in
+//! one transaction (group commit) and only then releases each waiting read, so no record
+//! leaves the platform before its audit event is stored, and a busy clinic does not pay a
+//! commit per read.
+
+use std::sync::mpsc;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use clinic_domain::ids::TokenId;
 use clinic_store::schema::audit_events;
-use clinic_store::{time, DbConnection, StoreError};
+use clinic_store::{dialect, time, DatabaseUrl, DbConnection, StoreError};
 use diesel::prelude::*;
 
 /// Who is acting and under which request; every audited call carries one.
@@ -37,7 +45,7 @@ pub struct AuditEvent {
 }
 
 #[derive(Insertable)]
-#[diesel(table_name = audit_events)]
+#[diesel(table_name = audit_events, treat_none_as_default_value = false)]
 struct NewEventRow<'a> {
     occurred_at: NaiveDateTime,
     actor_token_id: Option<String>,
@@ -78,6 +86,134 @@ pub fn record(
         })
         .execute(conn)?;
     Ok(())
+}
+
+/// An event to be written by the [`AuditWriter`].
+#[derive(Debug, Clone)]
+pub struct PendingEvent {
+    pub actor: Actor,
+    pub action: &'static str,
+    pub subject_type: &'static str,
+    pub subject_id: String,
+    pub at: DateTime<Utc>,
+}
+
+/// Why a batch could not be written; cloned to every waiting read.
+#[derive(Debug, Clone)]
+struct BatchFailure {
+    unavailable: bool,
+    message: String,
+}
+
+type Ack = mpsc::SyncSender<Result<(), BatchFailure>>;
+
+/// Writes the audit events of reads, and returns only once they are committed.
+///
+/// One thread commits the events of all reads that arrive together in one transaction
+/// (group commit): a commit per read costs more than the hand-over on both backends (see
+/// docs/performance.md). The thread has its own connection, never one from the pool: the
+/// reads waiting on it hold pooled connections, and a writer that needed one too could
+/// starve. Cloning shares the writer; the thread ends when the last clone is dropped.
+#[derive(Clone)]
+pub struct AuditWriter {
+    batches: mpsc::Sender<(Vec<PendingEvent>, Ack)>,
+}
+
+/// The most events one transaction takes; more wait for the next.
+const MAX_BATCH: usize = 512;
+
+impl AuditWriter {
+    pub fn start(url: DatabaseUrl) -> Self {
+        let (jobs, queue) = mpsc::channel::<(Vec<PendingEvent>, Ack)>();
+        std::thread::Builder::new()
+            .name("audit-writer".into())
+            .spawn(move || {
+                let mut conn: Option<DbConnection> = None;
+                while let Ok(first) = queue.recv() {
+                    let mut batch = vec![first];
+                    let mut events = batch[0].0.len();
+                    while events < MAX_BATCH {
+                        match queue.try_recv() {
+                            Ok(job) => {
+                                events += job.0.len();
+                                batch.push(job);
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    let result = write_batch(&url, &mut conn, &batch);
+                    for (_, ack) in batch {
+                        // A read that gave up waiting is gone; nothing to tell it.
+                        let _ = ack.send(result.clone());
+                    }
+                }
+            })
+            .map(drop)
+            .unwrap_or_else(|e| tracing::error!(error = %e, "cannot start the audit writer"));
+        Self { batches: jobs }
+    }
+
+    /// Stores the events and returns once they are committed.
+    pub fn record(&self, events: Vec<PendingEvent>) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let (ack, done) = mpsc::sync_channel(1);
+        self.batches
+            .send((events, ack))
+            .map_err(|_| StoreError::Unavailable("the audit writer has stopped".into()))?;
+        match done.recv() {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(f)) if f.unavailable => Err(StoreError::Unavailable(f.message)),
+            Ok(Err(f)) => Err(StoreError::Corrupt(format!("audit write failed: {}", f.message))),
+            Err(_) => Err(StoreError::Unavailable("the audit writer has stopped".into())),
+        }
+    }
+}
+
+/// Multi-row inserts in chunks; MultiConnection cannot batch, the native connections can.
+fn insert_events<'a>(
+    conn: &mut DbConnection,
+    events: impl Iterator<Item = &'a PendingEvent>,
+) -> Result<(), StoreError> {
+    let rows: Vec<NewEventRow<'_>> = events
+        .map(|e| NewEventRow {
+            occurred_at: time::to_db(e.at),
+            actor_token_id: e.actor.token_id.map(|t| t.to_string()),
+            action: e.action,
+            subject_type: e.subject_type,
+            subject_id: &e.subject_id,
+            request_id: e.actor.request_id.as_deref(),
+        })
+        .collect();
+    for chunk in rows.chunks(100) {
+        clinic_store::on_native!(conn, c => diesel::insert_into(audit_events::table).values(chunk).execute(c))?;
+    }
+    Ok(())
+}
+
+/// Writes a batch in one transaction, (re)connecting first when needed. A failed batch
+/// drops the connection, so a restarted database is reconnected on the next batch.
+fn write_batch(
+    url: &DatabaseUrl,
+    slot: &mut Option<DbConnection>,
+    batch: &[(Vec<PendingEvent>, Ack)],
+) -> Result<(), BatchFailure> {
+    let fail = |e: StoreError| BatchFailure {
+        unavailable: e.is_unavailable() || matches!(e, StoreError::Query(_)),
+        message: e.to_string(),
+    };
+    let conn = match slot {
+        Some(conn) => conn,
+        None => slot.insert(url.establish().map_err(fail)?),
+    };
+    let result = dialect::write_transaction(conn, |conn| {
+        insert_events(conn, batch.iter().flat_map(|(events, _)| events))
+    });
+    if result.is_err() {
+        *slot = None;
+    }
+    result.map_err(fail)
 }
 
 /// Filters for listing events; all optional and combined with AND.

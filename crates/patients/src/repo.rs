@@ -6,10 +6,10 @@ use clinic_domain::ids::PatientId;
 use clinic_domain::patient::{DateOfBirth, Language, NewPatient, Patient, PatientChanges};
 use clinic_domain::time::ClinicZone;
 use clinic_store::schema::patients;
-use clinic_store::{time, DbConnection, StoreError};
+use clinic_store::{dialect, time, DbConnection, StoreError};
 use diesel::prelude::*;
 
-use crate::audit::{self, Actor};
+use crate::audit::{self, Actor, AuditWriter, PendingEvent};
 
 pub const SUBJECT: &str = "patient";
 
@@ -78,7 +78,7 @@ impl TryFrom<PatientRow> for Patient {
     /// corruption, reported as a store error rather than hidden.
     fn try_from(r: PatientRow) -> Result<Self, PatientError> {
         let corrupt =
-            |field: &str| PatientError::Store(StoreError::Migration(format!("stored patient has an invalid {field}")));
+            |field: &str| PatientError::Store(StoreError::Corrupt(format!("stored patient has an invalid {field}")));
         // Stored dates of birth were checked against "today" on the way in.
         let far_future = NaiveDate::MAX;
         Ok(Patient {
@@ -123,7 +123,7 @@ pub fn create(
     now: DateTime<Utc>,
 ) -> Result<Patient, PatientError> {
     let patient = Patient::create(PatientId::new(), new, now);
-    conn.transaction(|conn| {
+    dialect::write_transaction(conn, |conn| {
         diesel::insert_into(patients::table)
             .values(PatientRow::from(&patient))
             .execute(conn)?;
@@ -142,12 +142,27 @@ fn load(conn: &mut DbConnection, id: PatientId) -> Result<Patient, PatientError>
 }
 
 /// Reads one patient, archived ones included (the record stays readable for audit).
-pub fn get(conn: &mut DbConnection, actor: &Actor, id: PatientId, now: DateTime<Utc>) -> Result<Patient, PatientError> {
-    conn.transaction(|conn| {
-        let patient = load(conn, id)?;
-        audit::record(conn, actor, "patient.read", SUBJECT, &patient.id.to_string(), now)?;
-        Ok(patient)
-    })
+/// The record is only returned once its audit event is committed.
+pub fn get(
+    conn: &mut DbConnection,
+    audit: &AuditWriter,
+    actor: &Actor,
+    id: PatientId,
+    now: DateTime<Utc>,
+) -> Result<Patient, PatientError> {
+    let patient = load(conn, id)?;
+    audit.record(vec![read_event(actor, "patient.read", &patient, now)])?;
+    Ok(patient)
+}
+
+fn read_event(actor: &Actor, action: &'static str, patient: &Patient, at: DateTime<Utc>) -> PendingEvent {
+    PendingEvent {
+        actor: actor.clone(),
+        action,
+        subject_type: SUBJECT,
+        subject_id: patient.id.to_string(),
+        at,
+    }
 }
 
 /// Checks that an active patient exists, without reading or auditing the record (for
@@ -170,7 +185,7 @@ pub fn update(
     changes: PatientChanges,
     now: DateTime<Utc>,
 ) -> Result<Patient, PatientError> {
-    conn.transaction(|conn| {
+    dialect::write_transaction(conn, |conn| {
         let mut patient = load(conn, id)?;
         if patient.is_archived() {
             return Err(PatientError::NotFound);
@@ -246,29 +261,31 @@ pub struct PatientPage {
 /// Active (not archived) patients in creation order. Each listed patient is audited.
 pub fn list(
     conn: &mut DbConnection,
+    audit: &AuditWriter,
     actor: &Actor,
     filter: &PatientFilter,
     limit: i64,
     now: DateTime<Utc>,
 ) -> Result<PatientPage, PatientError> {
-    conn.transaction(|conn| {
-        let mut query = patients::table.filter(patients::archived_at.is_null()).into_boxed();
-        if let Some(q) = filter.query.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
-            query = query.filter(patients::search_key.like(like_pattern(&q.to_lowercase())).escape('\\'));
-        }
-        if let Some(after) = filter.after {
-            query = query.filter(patients::id.gt(after.to_string()));
-        }
-        let mut rows: Vec<PatientRow> = query.order(patients::id.asc()).limit(limit + 1).load(conn)?;
-        let more = rows.len() as i64 > limit;
-        rows.truncate(limit as usize);
-        let patients = rows.into_iter().map(Patient::try_from).collect::<Result<Vec<_>, _>>()?;
-        for p in &patients {
-            audit::record(conn, actor, "patient.list", SUBJECT, &p.id.to_string(), now)?;
-        }
-        let next = if more { patients.last().map(|p| p.id) } else { None };
-        Ok(PatientPage { patients, next })
-    })
+    let mut query = patients::table.filter(patients::archived_at.is_null()).into_boxed();
+    if let Some(q) = filter.query.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+        query = query.filter(patients::search_key.like(like_pattern(&q.to_lowercase())).escape('\\'));
+    }
+    if let Some(after) = filter.after {
+        query = query.filter(patients::id.gt(after.to_string()));
+    }
+    let mut rows: Vec<PatientRow> = query.order(patients::id.asc()).limit(limit + 1).load(conn)?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let patients = rows.into_iter().map(Patient::try_from).collect::<Result<Vec<_>, _>>()?;
+    audit.record(
+        patients
+            .iter()
+            .map(|p| read_event(actor, "patient.list", p, now))
+            .collect(),
+    )?;
+    let next = if more { patients.last().map(|p| p.id) } else { None };
+    Ok(PatientPage { patients, next })
 }
 
 /// `%term%` with LIKE's wildcards in the term escaped.
@@ -313,7 +330,9 @@ mod tests {
     #[test]
     fn create_read_update_archive_round_trip_with_audit() {
         let db = TestDatabase::new();
-        let mut conn = db.url().establish().expect("connect");
+        let pool = db.pool();
+        let writer = AuditWriter::start(db.url().clone());
+        let mut conn = clinic_store::pool::get(&pool).expect("connect");
         let actor = Actor::system();
         let now = time::now();
         let created = create(
@@ -323,7 +342,7 @@ mod tests {
             now,
         )
         .expect("create");
-        let read = get(&mut conn, &actor, created.id, now).expect("read");
+        let read = get(&mut conn, &writer, &actor, created.id, now).expect("read");
         assert_eq!(read, created);
 
         let changes = PatientChanges {
@@ -342,7 +361,7 @@ mod tests {
             archive(&mut conn, &actor, created.id, now),
             Err(PatientError::NotFound)
         ));
-        assert!(get(&mut conn, &actor, created.id, now)
+        assert!(get(&mut conn, &writer, &actor, created.id, now)
             .expect("still readable")
             .is_archived());
 
@@ -362,7 +381,9 @@ mod tests {
     #[test]
     fn list_searches_pages_and_hides_archived() {
         let db = TestDatabase::new();
-        let mut conn = db.url().establish().expect("connect");
+        let pool = db.pool();
+        let writer = AuditWriter::start(db.url().clone());
+        let mut conn = clinic_store::pool::get(&pool).expect("connect");
         let actor = Actor::system();
         let now = time::now();
         let mut ids = Vec::new();
@@ -378,7 +399,7 @@ mod tests {
                 query: Some(q.into()),
                 after: None,
             };
-            list(conn, &actor, &filter, 10, now)
+            list(conn, &writer, &actor, &filter, 10, now)
                 .expect("list")
                 .patients
                 .into_iter()
@@ -389,10 +410,11 @@ mod tests {
         assert_eq!(search(&mut conn, "%_"), ["Di"]);
         assert_eq!(search(&mut conn, "_"), ["Di"]);
 
-        let first = list(&mut conn, &actor, &PatientFilter::default(), 3, now).expect("page 1");
+        let first = list(&mut conn, &writer, &actor, &PatientFilter::default(), 3, now).expect("page 1");
         assert_eq!(first.patients.len(), 3);
         let second = list(
             &mut conn,
+            &writer,
             &actor,
             &PatientFilter {
                 query: None,
@@ -407,5 +429,43 @@ mod tests {
 
         archive(&mut conn, &actor, ids[0], now).expect("archive");
         assert_eq!(search(&mut conn, "lee"), ["Bo"]);
+    }
+
+    #[test]
+    fn reads_holding_every_pooled_connection_still_get_audited() {
+        let db = TestDatabase::new();
+        let pool = clinic_store::pool::connect(
+            db.url(),
+            &clinic_store::pool::PoolOptions {
+                max_size: 2,
+                connection_timeout: std::time::Duration::from_secs(2),
+            },
+        )
+        .expect("pool");
+        let writer = AuditWriter::start(db.url().clone());
+        let now = time::now();
+        let id = {
+            let mut conn = clinic_store::pool::get(&pool).expect("connect");
+            create(&mut conn, &Actor::system(), new_patient("Kit", "Lo", None), now)
+                .expect("create")
+                .id
+        };
+        let readers: Vec<_> = (0..8)
+            .map(|_| {
+                let (pool, writer) = (pool.clone(), writer.clone());
+                std::thread::spawn(move || {
+                    let mut conn = clinic_store::pool::get(&pool).expect("pooled connection");
+                    get(&mut conn, &writer, &Actor::system(), id, now).map(|p| p.id)
+                })
+            })
+            .collect();
+        for reader in readers {
+            assert_eq!(reader.join().expect("reader thread").expect("audited read"), id);
+        }
+        let mut conn = clinic_store::pool::get(&pool).expect("connect");
+        assert_eq!(
+            events(&mut conn).iter().filter(|e| e.action == "patient.read").count(),
+            8
+        );
     }
 }

@@ -4,8 +4,10 @@ use std::sync::Arc;
 
 use clinic_api::metrics::Metrics;
 use clinic_api::state::Limits;
+use clinic_api::token_cache::TokenCache;
 use clinic_api::{AppState, ClinicInfo};
 use clinic_domain::time::SystemClock;
+use clinic_patients::audit::AuditWriter;
 use clinic_store::pool::{self, PoolOptions};
 use clinic_store::{migrations, DatabaseUrl};
 
@@ -50,12 +52,12 @@ pub fn run(settings: Settings) -> Result<(), String> {
         }
     }
     if !settings.clinic_phone_configured {
-        tracing::warn!("CLINIC_PHONE is not set: pages and emails show a placeholder number");
+        tracing::warn!("CLINIC_PHONE is not set: a placeholder number will be shown to patients");
     }
     tracing::info!(database = %settings.database_url, backend = %settings.database_url.backend(), "database ready");
 
     let state = AppState {
-        pool: db_pool,
+        pool: db_pool.clone(),
         clinic: ClinicInfo {
             name: settings.clinic_name.clone(),
             phone: settings.clinic_phone.clone(),
@@ -67,6 +69,8 @@ pub fn run(settings: Settings) -> Result<(), String> {
         limits: Limits {
             max_body_bytes: settings.max_body_bytes,
         },
+        tokens: TokenCache::default(),
+        audit: AuditWriter::start(settings.database_url.clone()),
     };
 
     let system = actix_web::rt::System::new();

@@ -21,7 +21,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     (
         "CLINIC_SMTP_URL",
         "smtp_url",
-        "(none: emails are written to $CLINIC_DATA_DIR/outbox)",
+        "(none; validated now, used by email reminders)",
     ),
     ("CLINIC_DB_POOL_SIZE", "db_pool_size", "10"),
     ("CLINIC_MAX_BODY_BYTES", "max_body_bytes", "65536"),

@@ -10,6 +10,9 @@ pub enum StoreError {
     Unavailable(String),
     #[error("migration failed: {0}")]
     Migration(String),
+    /// A stored value no longer parses into its domain type.
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
     #[error("database error: {0}")]
     Query(#[from] diesel::result::Error),
 }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use crate::extract::{scopes, Authorized};
+use crate::extract::{scopes, Authorized, QueryParams};
 use crate::pagination::{self, Page};
 use crate::problem::ApiError;
 use crate::state::AppState;
@@ -82,9 +82,9 @@ pub struct ListAuditQuery {
 pub async fn list_audit_events(
     state: web::Data<AppState>,
     _auth: Authorized<scopes::Admin>,
-    query: web::Query<ListAuditQuery>,
+    query: QueryParams<ListAuditQuery>,
 ) -> Result<web::Json<Page<AuditEventResponse>>, ApiError> {
-    let q = query.into_inner();
+    let q = query.into_inner()?;
     let limit = pagination::limit(q.limit)?;
     let before_id = q
         .cursor

@@ -14,7 +14,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use crate::extract::{scopes, Authorized, JsonBody};
+use crate::extract::{scopes, Authorized, JsonBody, QueryParams};
 use crate::pagination::{self, Page};
 use crate::problem::{ApiError, Problem};
 use crate::state::{AppState, ClinicInfo};
@@ -186,8 +186,12 @@ where
 pub struct UpdatePatientRequest {
     /// The version you read; 409 when someone changed the record since.
     pub version: i64,
-    pub given_name: Option<String>,
-    pub family_name: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub given_name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub family_name: Option<Option<String>>,
     /// `null` removes the address.
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>)]
@@ -199,12 +203,39 @@ pub struct UpdatePatientRequest {
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, format = Date)]
     pub date_of_birth: Option<Option<String>>,
-    pub time_zone: Option<String>,
-    pub preferred_language: Option<String>,
-    pub email_consent: Option<bool>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub time_zone: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub preferred_language: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<bool>)]
+    pub email_consent: Option<Option<bool>>,
+    /// `null` clears the notes.
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>)]
     pub notes: Option<Option<String>>,
+}
+
+/// A field that may be absent or a value, but not `null`: it cannot be cleared.
+fn parse_required<T, V>(
+    errors: &mut ValidationErrors,
+    field: &str,
+    value: Option<Option<V>>,
+    parse: impl FnOnce(V) -> Result<T, clinic_domain::FieldError>,
+) -> Option<T> {
+    match value? {
+        None => {
+            errors.push(clinic_domain::FieldError::new(
+                field,
+                "not_nullable",
+                format!("{field} cannot be null"),
+            ));
+            None
+        }
+        Some(v) => errors.check(field, parse(v)),
+    }
 }
 
 /// A field that may be absent, `null` (cleared) or a value to parse.
@@ -225,22 +256,18 @@ impl UpdatePatientRequest {
     fn into_command(self, clinic: &ClinicInfo, today: NaiveDate) -> Result<(i64, PatientChanges), ValidationErrors> {
         let mut e = ValidationErrors::new();
         let changes = PatientChanges {
-            given_name: self
-                .given_name
-                .and_then(|v| e.check("given_name", PersonName::parse(&v))),
-            family_name: self
-                .family_name
-                .and_then(|v| e.check("family_name", PersonName::parse(&v))),
+            given_name: parse_required(&mut e, "given_name", self.given_name, |v| PersonName::parse(&v)),
+            family_name: parse_required(&mut e, "family_name", self.family_name, |v| PersonName::parse(&v)),
             email: parse_nullable(&mut e, "email", self.email, EmailAddress::parse),
             phone: parse_nullable(&mut e, "phone", self.phone, |v| Phone::parse(v, clinic.phone_region)),
             date_of_birth: parse_nullable(&mut e, "date_of_birth", self.date_of_birth, |v| {
                 DateOfBirth::parse(v, today)
             }),
-            time_zone: self.time_zone.and_then(|v| e.check("time_zone", ClinicZone::parse(&v))),
-            preferred_language: self
-                .preferred_language
-                .and_then(|v| e.check("preferred_language", Language::parse(&v))),
-            email_consent: self.email_consent,
+            time_zone: parse_required(&mut e, "time_zone", self.time_zone, |v| ClinicZone::parse(&v)),
+            preferred_language: parse_required(&mut e, "preferred_language", self.preferred_language, |v| {
+                Language::parse(&v)
+            }),
+            email_consent: parse_required(&mut e, "email_consent", self.email_consent, Ok),
             notes: parse_nullable(&mut e, "notes", self.notes, parse_notes).map(Option::flatten),
         };
         if self.version < 1 {
@@ -274,7 +301,7 @@ pub async fn create_patient(
 ) -> Result<HttpResponse, ApiError> {
     let now = state.now();
     let today = state.clinic.time_zone.local_date(now);
-    let new = body.0.into_command(&state.clinic, today)?;
+    let new = body.into_inner()?.into_command(&state.clinic, today)?;
     let patient = state.db(move |conn| repo::create(conn, &auth.actor, new, now)).await?;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/api/v1/patients/{}", patient.id)))
@@ -304,9 +331,9 @@ pub struct ListPatientsQuery {
 pub async fn list_patients(
     state: web::Data<AppState>,
     auth: Authorized<scopes::PatientsRead>,
-    query: web::Query<ListPatientsQuery>,
+    query: QueryParams<ListPatientsQuery>,
 ) -> Result<web::Json<Page<PatientResponse>>, ApiError> {
-    let query = query.into_inner();
+    let query = query.into_inner()?;
     let limit = pagination::limit(query.limit)?;
     if query.q.as_ref().is_some_and(|q| q.chars().count() > 100) {
         return Err(ApiError::field(
@@ -322,8 +349,9 @@ pub async fn list_patients(
         .transpose()?;
     let filter = PatientFilter { query: query.q, after };
     let now = state.now();
+    let audit = state.audit.clone();
     let page = state
-        .db(move |conn| repo::list(conn, &auth.actor, &filter, limit, now))
+        .db(move |conn| repo::list(conn, &audit, &auth.actor, &filter, limit, now))
         .await?;
     Ok(web::Json(Page {
         items: page.patients.into_iter().map(PatientResponse::from).collect(),
@@ -346,7 +374,10 @@ pub async fn get_patient(
 ) -> Result<web::Json<PatientResponse>, ApiError> {
     let id = patient_id(&id)?;
     let now = state.now();
-    let patient = state.db(move |conn| repo::get(conn, &auth.actor, id, now)).await?;
+    let audit = state.audit.clone();
+    let patient = state
+        .db(move |conn| repo::get(conn, &audit, &auth.actor, id, now))
+        .await?;
     Ok(web::Json(patient.into()))
 }
 
@@ -371,7 +402,7 @@ pub async fn update_patient(
     let id = patient_id(&id)?;
     let now = state.now();
     let today = state.clinic.time_zone.local_date(now);
-    let (version, changes) = body.0.into_command(&state.clinic, today)?;
+    let (version, changes) = body.into_inner()?.into_command(&state.clinic, today)?;
     let patient = state
         .db(move |conn| repo::update(conn, &auth.actor, id, version, changes, now))
         .await?;

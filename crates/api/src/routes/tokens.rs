@@ -101,7 +101,7 @@ pub async fn create_token(
     body: JsonBody<CreateTokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let now = state.now();
-    let body = body.0;
+    let body = body.into_inner()?;
     let new = NewToken::parse(&body.name, &body.scopes, body.expires_at, now)?;
     let issued = state.db(move |conn| clinic_auth::create(conn, new, now)).await?;
     Ok(HttpResponse::Created().json(CreatedTokenResponse {
@@ -126,5 +126,6 @@ pub async fn revoke_token(
     let id: TokenId = id.parse().map_err(|_| ApiError::NotFound("token"))?;
     let now = state.now();
     let token = state.db(move |conn| clinic_auth::revoke(conn, id, now)).await?;
+    state.tokens.clear();
     Ok(web::Json(token.into()))
 }

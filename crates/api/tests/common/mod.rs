@@ -109,6 +109,8 @@ impl TestApp {
             clock: clock.clone(),
             metrics: Arc::new(Metrics::new().expect("metrics")),
             limits: Limits::default(),
+            tokens: Default::default(),
+            audit: clinic_patients::audit::AuditWriter::start(db.url().clone()),
         };
         let mut app = Self {
             db,
