@@ -62,3 +62,15 @@ id_type!(
     /// An API token (its public id, never the secret).
     TokenId
 );
+id_type!(
+    /// A patient-education article.
+    ArticleId
+);
+id_type!(
+    /// A condition the clinic treats.
+    ConditionId
+);
+id_type!(
+    /// A recorded candidacy screening.
+    ScreeningId
+);

@@ -7,8 +7,10 @@
 
 pub mod auth;
 pub mod contact;
+pub mod content;
 pub mod ids;
 pub mod patient;
+pub mod screening;
 pub mod time;
 pub mod validation;
 

@@ -176,6 +176,15 @@ pub fn exists_active(conn: &mut DbConnection, id: PatientId) -> Result<bool, Pat
     Ok(count > 0)
 }
 
+/// Checks that a patient exists, archived or not (their history stays readable).
+pub fn exists(conn: &mut DbConnection, id: PatientId) -> Result<bool, PatientError> {
+    let count: i64 = patients::table
+        .filter(patients::id.eq(id.to_string()))
+        .count()
+        .get_result(conn)?;
+    Ok(count > 0)
+}
+
 /// Applies validated changes when `expected_version` is current.
 pub fn update(
     conn: &mut DbConnection,

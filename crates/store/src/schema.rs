@@ -46,4 +46,122 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(api_tokens, patients, audit_events);
+diesel::table! {
+    conditions (id) {
+        id -> Text,
+        slug -> Text,
+        name -> Text,
+        summary -> Text,
+        version -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    articles (id) {
+        id -> Text,
+        slug -> Text,
+        title -> Text,
+        summary -> Text,
+        body_markdown -> Text,
+        body_html -> Text,
+        author -> Text,
+        status -> Text,
+        search_text -> Text,
+        version -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        published_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    article_tags (article_id, tag) {
+        article_id -> Text,
+        tag -> Text,
+    }
+}
+
+diesel::table! {
+    article_conditions (article_id, condition_id) {
+        article_id -> Text,
+        condition_id -> Text,
+    }
+}
+
+diesel::table! {
+    article_revisions (article_id, number) {
+        article_id -> Text,
+        number -> BigInt,
+        slug -> Text,
+        title -> Text,
+        summary -> Text,
+        body_markdown -> Text,
+        tags -> Text,
+        condition_ids -> Text,
+        edited_by -> Nullable<Text>,
+        edited_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    screening_criteria (code) {
+        code -> Text,
+        question -> Text,
+        why -> Text,
+        required_for_trial -> Bool,
+        required_for_implant -> Bool,
+        active -> Bool,
+        position -> BigInt,
+        version -> BigInt,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    screenings (id) {
+        id -> Text,
+        patient_id -> Text,
+        clinician -> Text,
+        screened_on -> Text,
+        result -> Text,
+        explanation -> Text,
+        recorded_by -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    screening_answers (screening_id, criterion_code) {
+        screening_id -> Text,
+        criterion_code -> Text,
+        question -> Text,
+        required_for_trial -> Bool,
+        required_for_implant -> Bool,
+        position -> BigInt,
+        answer -> Text,
+        note -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(article_tags -> articles (article_id));
+diesel::joinable!(article_conditions -> articles (article_id));
+diesel::joinable!(article_conditions -> conditions (condition_id));
+diesel::joinable!(article_revisions -> articles (article_id));
+diesel::joinable!(screenings -> patients (patient_id));
+diesel::joinable!(screening_answers -> screenings (screening_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    api_tokens,
+    patients,
+    audit_events,
+    conditions,
+    articles,
+    article_tags,
+    article_conditions,
+    article_revisions,
+    screening_criteria,
+    screenings,
+    screening_answers,
+);
