@@ -5,10 +5,13 @@
 //! hold no SQL and no business rules: they turn a DTO into a domain command, call the
 //! capability crate inside [`state::AppState::db`], and turn the result back into a DTO.
 
+pub mod content_cache;
 pub mod extract;
+pub mod fields;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
+pub mod pages;
 pub mod pagination;
 pub mod problem;
 pub mod routes;

@@ -177,3 +177,15 @@ impl From<clinic_patients::PatientError> for ApiError {
         }
     }
 }
+
+impl From<clinic_content::ContentError> for ApiError {
+    fn from(e: clinic_content::ContentError) -> Self {
+        use clinic_content::ContentError;
+        match e {
+            ContentError::NotFound(what) => ApiError::NotFound(what),
+            ContentError::Conflict { code, detail } => ApiError::Conflict { code, detail },
+            ContentError::Invalid(v) => ApiError::Validation(v),
+            ContentError::Store(s) => s.into(),
+        }
+    }
+}

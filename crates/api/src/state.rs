@@ -45,6 +45,8 @@ pub struct AppState {
     pub limits: Limits,
     /// Group-commit writer for the audit events of reads.
     pub audit: clinic_patients::audit::AuditWriter,
+    /// Published articles for the public pages and API.
+    pub content: crate::content_cache::ContentCache,
     /// Recently verified tokens (see [`TokenCache`] for the revocation delay).
     pub tokens: TokenCache,
 }

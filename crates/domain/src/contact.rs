@@ -117,6 +117,13 @@ impl Phone {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// For people: international notation with spaces (`+1 312-555-0100`).
+    pub fn international(&self) -> String {
+        phonenumber::parse(None, &self.0)
+            .map(|n| n.format().mode(phonenumber::Mode::International).to_string())
+            .unwrap_or_else(|_| self.0.clone())
+    }
 }
 
 impl fmt::Display for Phone {

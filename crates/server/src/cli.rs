@@ -33,6 +33,9 @@ pub enum Command {
     Token(TokenCommand),
     /// Print the OpenAPI document (JSON) on stdout.
     Openapi,
+    /// Add the seed content (conditions, screening criteria, articles) that is missing.
+    /// Safe to run again: it never overwrites the clinic's edits.
+    Seed,
 }
 
 #[derive(Subcommand)]
@@ -76,6 +79,7 @@ pub fn main() -> ExitCode {
         Command::Serve => serve::run(settings),
         Command::Migrate => migrate(&settings),
         Command::Token(cmd) => token(&settings, cmd),
+        Command::Seed => seed(&settings),
         Command::Openapi => Ok(()),
     };
     match result {
@@ -107,6 +111,16 @@ fn migrate(settings: &Settings) -> Result<(), String> {
     for name in applied {
         println!("applied {name}");
     }
+    Ok(())
+}
+
+fn seed(settings: &Settings) -> Result<(), String> {
+    let mut conn = open(settings)?;
+    let report = clinic_content::seed::run(&mut conn, clinic_store::time::now()).map_err(|e| e.to_string())?;
+    println!(
+        "seed: added {} conditions, {} screening criteria, {} articles",
+        report.conditions, report.criteria, report.articles
+    );
     Ok(())
 }
 

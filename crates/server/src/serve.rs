@@ -51,6 +51,19 @@ pub fn run(settings: Settings) -> Result<(), String> {
             println!("Make more with: clinic token create --name NAME --scope SCOPE [--scope SCOPE…]");
         }
     }
+    if settings.seed_on_first_start {
+        let mut conn = pool::get(&db_pool).map_err(|e| e.to_string())?;
+        if clinic_content::seed::is_empty(&mut conn).map_err(|e| e.to_string())? {
+            let report =
+                clinic_content::seed::run(&mut conn, clinic_store::time::now()).map_err(|e| e.to_string())?;
+            tracing::info!(
+                conditions = report.conditions,
+                criteria = report.criteria,
+                articles = report.articles,
+                "empty database: loaded the seed content (CLINIC_SEED_ON_FIRST_START=false turns this off)"
+            );
+        }
+    }
     if !settings.clinic_phone_configured {
         tracing::warn!("CLINIC_PHONE is not set: a placeholder number will be shown to patients");
     }
@@ -70,6 +83,7 @@ pub fn run(settings: Settings) -> Result<(), String> {
             max_body_bytes: settings.max_body_bytes,
         },
         tokens: TokenCache::default(),
+        content: Default::default(),
         audit: AuditWriter::start(settings.database_url.clone()),
     };
 

@@ -26,6 +26,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("CLINIC_DB_POOL_SIZE", "db_pool_size", "10"),
     ("CLINIC_MAX_BODY_BYTES", "max_body_bytes", "65536"),
     ("CLINIC_LOG_FORMAT", "log_format", "text"),
+    ("CLINIC_SEED_ON_FIRST_START", "seed_on_first_start", "true"),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +64,8 @@ pub struct Settings {
     pub db_pool_size: u32,
     pub max_body_bytes: usize,
     pub log_format: LogFormat,
+    /// Load the seed content (conditions, criteria, articles) when the database has none.
+    pub seed_on_first_start: bool,
 }
 
 /// Where values come from: the environment wins over the file.
@@ -162,7 +165,14 @@ impl Settings {
             Some((v, name)) => return Err(err(&name, format!("'{v}' is neither 'text' nor 'json'"))),
             None => LogFormat::Text,
         };
+        let seed_on_first_start = match src.get("CLINIC_SEED_ON_FIRST_START") {
+            Some((v, _)) if v == "true" => true,
+            Some((v, _)) if v == "false" => false,
+            Some((v, name)) => return Err(err(&name, format!("'{v}' is neither 'true' nor 'false'"))),
+            None => true,
+        };
         Ok(Self {
+            seed_on_first_start,
             data_dir,
             database_url,
             bind,
@@ -258,6 +268,7 @@ mod tests {
             ("CLINIC_DB_POOL_SIZE", "0"),
             ("CLINIC_LOG_FORMAT", "xml"),
             ("CLINIC_PHONE_REGION", "ZZ"),
+            ("CLINIC_SEED_ON_FIRST_START", "yes"),
         ] {
             let e = Settings::load(&env(&[(var, value)]), None).expect_err(var);
             assert_eq!(e.variable, var, "{e}");

@@ -1,8 +1,11 @@
 //! Route registration. Each module owns its handlers and DTOs.
 
+pub mod articles;
 pub mod audit;
+pub mod conditions;
 pub mod health;
 pub mod patients;
+pub mod screening;
 pub mod tokens;
 
 use actix_web::HttpRequest;
@@ -11,6 +14,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use crate::problem::ApiError;
 
 pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.configure(crate::pages::configure);
     cfg.service(health::healthz)
         .service(health::readyz)
         .service(health::metrics)
@@ -18,7 +22,10 @@ pub fn configure(cfg: &mut ServiceConfig) {
             utoipa_actix_web::scope("/api/v1")
                 .configure(tokens::configure)
                 .configure(patients::configure)
-                .configure(audit::configure),
+                .configure(audit::configure)
+                .configure(articles::configure)
+                .configure(conditions::configure)
+                .configure(screening::configure),
         );
 }
 

@@ -10,11 +10,12 @@ use clinic_domain::patient::{parse_notes, DateOfBirth, Language, NewPatient, Pat
 use clinic_domain::time::ClinicZone;
 use clinic_domain::ValidationErrors;
 use clinic_patients::{repo, PatientFilter};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::extract::{scopes, Authorized, JsonBody, QueryParams};
+use crate::fields::{nullable, parse_nullable, parse_opt, parse_required};
 use crate::pagination::{self, Page};
 use crate::problem::{ApiError, Problem};
 use crate::state::{AppState, ClinicInfo};
@@ -103,18 +104,6 @@ pub struct CreatePatientRequest {
     pub notes: Option<String>,
 }
 
-/// Shared parsing of one optional text field into a domain value.
-fn parse_opt<T>(
-    errors: &mut ValidationErrors,
-    field: &str,
-    value: Option<&str>,
-    parse: impl FnOnce(&str) -> Result<T, clinic_domain::FieldError>,
-) -> Option<Option<T>> {
-    match value {
-        None => Some(None),
-        Some(v) => errors.check(field, parse(v)).map(Some),
-    }
-}
 
 impl CreatePatientRequest {
     fn into_command(self, clinic: &ClinicInfo, today: NaiveDate) -> Result<NewPatient, ValidationErrors> {
@@ -171,14 +160,6 @@ impl CreatePatientRequest {
     }
 }
 
-/// Distinguishes an absent field (`None`) from an explicit `null` (`Some(None)`).
-fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
-}
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -218,39 +199,7 @@ pub struct UpdatePatientRequest {
     pub notes: Option<Option<String>>,
 }
 
-/// A field that may be absent or a value, but not `null`: it cannot be cleared.
-fn parse_required<T, V>(
-    errors: &mut ValidationErrors,
-    field: &str,
-    value: Option<Option<V>>,
-    parse: impl FnOnce(V) -> Result<T, clinic_domain::FieldError>,
-) -> Option<T> {
-    match value? {
-        None => {
-            errors.push(clinic_domain::FieldError::new(
-                field,
-                "not_nullable",
-                format!("{field} cannot be null"),
-            ));
-            None
-        }
-        Some(v) => errors.check(field, parse(v)),
-    }
-}
 
-/// A field that may be absent, `null` (cleared) or a value to parse.
-fn parse_nullable<T>(
-    errors: &mut ValidationErrors,
-    field: &str,
-    value: Option<Option<String>>,
-    parse: impl FnOnce(&str) -> Result<T, clinic_domain::FieldError>,
-) -> Option<Option<T>> {
-    match value {
-        None => None,
-        Some(None) => Some(None),
-        Some(Some(v)) => errors.check(field, parse(&v)).map(Some),
-    }
-}
 
 impl UpdatePatientRequest {
     fn into_command(self, clinic: &ClinicInfo, today: NaiveDate) -> Result<(i64, PatientChanges), ValidationErrors> {

@@ -110,6 +110,7 @@ impl TestApp {
             metrics: Arc::new(Metrics::new().expect("metrics")),
             limits: Limits::default(),
             tokens: Default::default(),
+            content: Default::default(),
             audit: clinic_patients::audit::AuditWriter::start(db.url().clone()),
         };
         let mut app = Self {

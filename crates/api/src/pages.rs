@@ -1,0 +1,113 @@
+//! Public, server-rendered HTML pages for patients: `/articles` and `/articles/{slug}`.
+//! No JavaScript; semantic headings; readable on a phone. Templates are embedded and
+//! rendered by minijinja in strict mode (an undefined variable is an error, not blank text),
+//! with HTML auto-escaping; only the sanitised article body is inserted as-is.
+
+use std::sync::LazyLock;
+
+use actix_web::http::StatusCode;
+use actix_web::{get, web, HttpResponse};
+use clinic_content::articles::{self as repo, ArticleFilter};
+use clinic_domain::content::ArticleStatus;
+use clinic_domain::contact::Phone;
+use minijinja::{context, Environment, UndefinedBehavior};
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use crate::problem::ApiError;
+use crate::routes::articles::published;
+use crate::state::AppState;
+
+static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    for (name, source) in [
+        ("base.html", include_str!("../templates/base.html")),
+        ("articles.html", include_str!("../templates/articles.html")),
+        ("article.html", include_str!("../templates/article.html")),
+        ("not_found.html", include_str!("../templates/not_found.html")),
+    ] {
+        if let Err(e) = env.add_template(name, source) {
+            tracing::error!(template = name, error = %e, "invalid embedded template");
+        }
+    }
+    env
+});
+
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(article_index_page).service(article_page);
+}
+
+fn clinic_context(state: &AppState) -> minijinja::Value {
+    let display = Phone::from_e164(&state.clinic.phone)
+        .map(|p| p.international())
+        .unwrap_or_else(|_| state.clinic.phone.clone());
+    context! {
+        name => state.clinic.name.clone(),
+        phone => state.clinic.phone.clone(),
+        phone_display => display,
+    }
+}
+
+fn render(name: &str, status: StatusCode, ctx: minijinja::Value) -> Result<HttpResponse, ApiError> {
+    let html = TEMPLATES
+        .get_template(name)
+        .and_then(|t| t.render(ctx))
+        .map_err(|e| ApiError::Internal(format!("rendering {name}: {e}")))?;
+    Ok(HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .insert_header(("Cache-Control", "public, max-age=60"))
+        .insert_header(("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"))
+        .body(html))
+}
+
+/// The list of published articles, as an HTML page for patients.
+#[utoipa::path(
+    tag = "pages",
+    security(()),
+    responses((status = 200, description = "HTML page", content_type = "text/html", body = String))
+)]
+#[get("/articles")]
+pub async fn article_index_page(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let filter = ArticleFilter {
+        status: Some(ArticleStatus::Published),
+        ..ArticleFilter::default()
+    };
+    let (articles, _) = state.db(move |conn| repo::list(conn, &filter, 100)).await?;
+    let articles: Vec<_> = articles
+        .iter()
+        .map(|a| context! { slug => a.slug.clone(), title => a.title.clone(), summary => a.summary.clone() })
+        .collect();
+    render("articles.html", StatusCode::OK, context! { clinic => clinic_context(&state), articles })
+}
+
+/// One published article as an HTML page; unknown or unpublished slugs get a 404 page.
+#[utoipa::path(
+    tag = "pages",
+    security(()),
+    params(("slug" = String, Path, description = "Article slug", example = "intrathecal-pump-therapy")),
+    responses(
+        (status = 200, description = "HTML page", content_type = "text/html", body = String),
+        (status = 404, description = "HTML page saying the article does not exist", content_type = "text/html", body = String)
+    )
+)]
+#[get("/articles/{slug}")]
+pub async fn article_page(state: web::Data<AppState>, slug: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let clinic = clinic_context(&state);
+    match published(&state, slug.into_inner()).await {
+        Ok(a) => {
+            let tz = state.clinic.time_zone;
+            let article = context! {
+                title => a.title.clone(),
+                summary => a.summary.clone(),
+                author => a.author.clone(),
+                body_html => a.body_html.clone(),
+                published_on => a.published_at.map(|t| tz.local_date(t).format("%B %-d, %Y").to_string()),
+                conditions => a.conditions.iter().map(|c| c.name.clone()).collect::<Vec<_>>(),
+                tags => a.tags.clone(),
+            };
+            render("article.html", StatusCode::OK, context! { clinic, article })
+        }
+        Err(ApiError::NotFound(_)) => render("not_found.html", StatusCode::NOT_FOUND, context! { clinic }),
+        Err(e) => Err(e),
+    }
+}
