@@ -8,8 +8,8 @@ use std::sync::LazyLock;
 use actix_web::http::StatusCode;
 use actix_web::{get, web, HttpResponse};
 use clinic_content::articles::{self as repo, ArticleFilter};
-use clinic_domain::content::ArticleStatus;
 use clinic_domain::contact::Phone;
+use clinic_domain::content::ArticleStatus;
 use minijinja::{context, Environment, UndefinedBehavior};
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -77,7 +77,11 @@ pub async fn article_index_page(state: web::Data<AppState>) -> Result<HttpRespon
         .iter()
         .map(|a| context! { slug => a.slug.clone(), title => a.title.clone(), summary => a.summary.clone() })
         .collect();
-    render("articles.html", StatusCode::OK, context! { clinic => clinic_context(&state), articles })
+    render(
+        "articles.html",
+        StatusCode::OK,
+        context! { clinic => clinic_context(&state), articles },
+    )
 }
 
 /// One published article as an HTML page; unknown or unpublished slugs get a 404 page.

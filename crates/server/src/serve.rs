@@ -54,8 +54,7 @@ pub fn run(settings: Settings) -> Result<(), String> {
     if settings.seed_on_first_start {
         let mut conn = pool::get(&db_pool).map_err(|e| e.to_string())?;
         if clinic_content::seed::is_empty(&mut conn).map_err(|e| e.to_string())? {
-            let report =
-                clinic_content::seed::run(&mut conn, clinic_store::time::now()).map_err(|e| e.to_string())?;
+            let report = clinic_content::seed::run(&mut conn, clinic_store::time::now()).map_err(|e| e.to_string())?;
             tracing::info!(
                 conditions = report.conditions,
                 criteria = report.criteria,

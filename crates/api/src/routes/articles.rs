@@ -124,9 +124,19 @@ pub struct ListArticlesQuery {
 impl ListArticlesQuery {
     fn into_filter(self, status: Option<ArticleStatus>) -> Result<(ArticleFilter, i64), ApiError> {
         let limit = pagination::limit(self.limit)?;
-        let words: Vec<String> = self.q.as_deref().unwrap_or("").split_whitespace().map(str::to_owned).collect();
+        let words: Vec<String> = self
+            .q
+            .as_deref()
+            .unwrap_or("")
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
         if words.len() > 10 || words.iter().any(|w| w.chars().count() > 50) {
-            return Err(ApiError::field("q", "too_long", "at most 10 words of up to 50 characters"));
+            return Err(ApiError::field(
+                "q",
+                "too_long",
+                "at most 10 words of up to 50 characters",
+            ));
         }
         let before = self
             .cursor
@@ -147,7 +157,11 @@ impl ListArticlesQuery {
 }
 
 fn page(articles: Vec<Article>, more: bool) -> Page<ArticleResponse> {
-    let next_cursor = if more { articles.last().map(|a| a.id.to_string()) } else { None };
+    let next_cursor = if more {
+        articles.last().map(|a| a.id.to_string())
+    } else {
+        None
+    };
     Page {
         items: articles.iter().map(ArticleResponse::from).collect(),
         next_cursor,
@@ -197,7 +211,10 @@ pub async fn published(state: &AppState, slug: String) -> Result<Arc<Article>, A
     responses((status = 200, body = ArticleResponse))
 )]
 #[get("/articles/{slug}")]
-pub async fn get_article(state: web::Data<AppState>, slug: web::Path<String>) -> Result<web::Json<ArticleResponse>, ApiError> {
+pub async fn get_article(
+    state: web::Data<AppState>,
+    slug: web::Path<String>,
+) -> Result<web::Json<ArticleResponse>, ApiError> {
     let article = published(&state, slug.into_inner()).await?;
     Ok(web::Json(ArticleResponse::from(article.as_ref())))
 }
@@ -307,7 +324,9 @@ pub async fn create_article(
 ) -> Result<HttpResponse, ApiError> {
     let content = body.into_inner()?.into_content()?;
     let now = state.now();
-    let article = state.db(move |conn| repo::create(conn, &auth.actor, content, now)).await?;
+    let article = state
+        .db(move |conn| repo::create(conn, &auth.actor, content, now))
+        .await?;
     state.content.clear();
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/api/v1/editor/articles/{}", article.id)))
@@ -371,7 +390,11 @@ impl UpdateArticleRequest {
         let conditions = match self.conditions {
             None => None,
             Some(None) => {
-                e.push(FieldError::new("conditions", "not_nullable", "conditions cannot be null; send []"));
+                e.push(FieldError::new(
+                    "conditions",
+                    "not_nullable",
+                    "conditions cannot be null; send []",
+                ));
                 None
             }
             Some(Some(list)) => Some(parse_conditions(&mut e, &list)),
@@ -421,7 +444,11 @@ pub async fn update_article(
     Ok(web::Json(ArticleResponse::from(&article)))
 }
 
-async fn change_status(state: &AppState, id: &str, change: ArticleTransition) -> Result<web::Json<ArticleResponse>, ApiError> {
+async fn change_status(
+    state: &AppState,
+    id: &str,
+    change: ArticleTransition,
+) -> Result<web::Json<ArticleResponse>, ApiError> {
     let id = article_id(id)?;
     let now = state.now();
     let article = state.db(move |conn| repo::transition(conn, id, change, now)).await?;
@@ -563,7 +590,9 @@ pub async fn restore_article_revision(
     let (id, number) = path.into_inner();
     let id = article_id(&id)?;
     let now = state.now();
-    let article = state.db(move |conn| repo::restore(conn, &auth.actor, id, number, now)).await?;
+    let article = state
+        .db(move |conn| repo::restore(conn, &auth.actor, id, number, now))
+        .await?;
     state.content.clear();
     Ok(web::Json(ArticleResponse::from(&article)))
 }

@@ -97,7 +97,10 @@ pub async fn list_conditions(state: web::Data<AppState>) -> Result<web::Json<Con
     responses((status = 200, body = ConditionResponse))
 )]
 #[get("/conditions/{slug}")]
-pub async fn get_condition(state: web::Data<AppState>, slug: web::Path<String>) -> Result<web::Json<ConditionResponse>, ApiError> {
+pub async fn get_condition(
+    state: web::Data<AppState>,
+    slug: web::Path<String>,
+) -> Result<web::Json<ConditionResponse>, ApiError> {
     let slug = slug.into_inner();
     let condition = state.db(move |conn| repo::by_slug(conn, &slug)).await?;
     Ok(web::Json(condition.into()))
@@ -196,7 +199,9 @@ pub async fn update_condition(
     e.finish()?;
     let now = state.now();
     let version = body.version;
-    let condition = state.db(move |conn| repo::update(conn, id, version, changes, now)).await?;
+    let condition = state
+        .db(move |conn| repo::update(conn, id, version, changes, now))
+        .await?;
     state.content.clear();
     Ok(web::Json(condition.into()))
 }

@@ -104,7 +104,6 @@ pub struct CreatePatientRequest {
     pub notes: Option<String>,
 }
 
-
 impl CreatePatientRequest {
     fn into_command(self, clinic: &ClinicInfo, today: NaiveDate) -> Result<NewPatient, ValidationErrors> {
         let mut e = ValidationErrors::new();
@@ -160,7 +159,6 @@ impl CreatePatientRequest {
     }
 }
 
-
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"version": 1, "phone": "+13125550199", "email": null}))]
@@ -198,8 +196,6 @@ pub struct UpdatePatientRequest {
     #[schema(value_type = Option<String>)]
     pub notes: Option<Option<String>>,
 }
-
-
 
 impl UpdatePatientRequest {
     fn into_command(self, clinic: &ClinicInfo, today: NaiveDate) -> Result<(i64, PatientChanges), ValidationErrors> {

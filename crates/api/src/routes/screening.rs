@@ -3,7 +3,9 @@
 
 use actix_web::{get, patch, post, web, HttpResponse};
 use chrono::{DateTime, NaiveDate, Utc};
-use clinic_content::screening::{self as repo, CriterionChanges, CriterionRecord, NewCriterion, NewScreening, Screening};
+use clinic_content::screening::{
+    self as repo, CriterionChanges, CriterionRecord, NewCriterion, NewScreening, Screening,
+};
 use clinic_domain::content;
 use clinic_domain::ids::PatientId;
 use clinic_domain::screening::{Answer, Outcome};
@@ -101,7 +103,11 @@ fn parse_text(field: &'static str, max: usize) -> impl Fn(String) -> Result<Stri
     move |v: String| {
         let t = v.trim();
         if t.is_empty() || t.chars().count() > max {
-            Err(FieldError::new(field, "invalid_length", format!("{field} must be 1 to {max} characters")))
+            Err(FieldError::new(
+                field,
+                "invalid_length",
+                format!("{field} must be 1 to {max} characters"),
+            ))
         } else {
             Ok(t.to_owned())
         }
@@ -346,14 +352,21 @@ pub async fn create_screening(
     let now = state.now();
     let today = state.clinic.time_zone.local_date(now);
     let mut e = ValidationErrors::new();
-    let clinician = e.check("clinician", content::parse_author(&b.clinician).map_err(|f| f.at("clinician")));
+    let clinician = e.check(
+        "clinician",
+        content::parse_author(&b.clinician).map_err(|f| f.at("clinician")),
+    );
     let screened_on = e.check(
         "screened_on",
         NaiveDate::parse_from_str(b.screened_on.trim(), "%Y-%m-%d")
             .map_err(|_| FieldError::new("screened_on", "invalid_date", "expected an ISO date such as 2027-01-04"))
             .and_then(|d| {
                 if d > today {
-                    Err(FieldError::new("screened_on", "in_future", "the screening date is in the future"))
+                    Err(FieldError::new(
+                        "screened_on",
+                        "in_future",
+                        "the screening date is in the future",
+                    ))
                 } else {
                     Ok(d)
                 }
@@ -363,7 +376,11 @@ pub async fn create_screening(
     for (i, a) in b.answers.into_iter().enumerate() {
         let note = match a.note.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()) {
             Some(n) if n.chars().count() > 2000 => {
-                e.push(FieldError::new(format!("answers[{i}].note"), "too_long", "a note is at most 2000 characters"));
+                e.push(FieldError::new(
+                    format!("answers[{i}].note"),
+                    "too_long",
+                    "a note is at most 2000 characters",
+                ));
                 None
             }
             other => other,
@@ -379,7 +396,9 @@ pub async fn create_screening(
         screened_on,
         answers,
     };
-    let screening = state.db(move |conn| repo::record(conn, &auth.actor, id, new, now)).await?;
+    let screening = state
+        .db(move |conn| repo::record(conn, &auth.actor, id, new, now))
+        .await?;
     Ok(HttpResponse::Created().json(ScreeningResponse::from(screening)))
 }
 

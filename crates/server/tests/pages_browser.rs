@@ -1,0 +1,282 @@
+//! The public article pages as a reader's browser shows them: the real `clinic` binary on a
+//! fresh database (with its seed content), rendered by headless Chromium (`--dump-dom`).
+//!
+//! Chromium is found as `$CHROMIUM`, or `chromium` / `chromium-browser` on `PATH`. Without it
+//! the test says it was skipped and passes, unless `CLINIC_REQUIRE_CHROMIUM` is set (CI sets
+//! it), in which case it fails.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use clinic_store::testing::TestDatabase;
+
+const BIN: &str = env!("CARGO_BIN_EXE_clinic");
+const CLINIC_NAME: &str = "Lakeside Pain Clinic";
+const CLINIC_PHONE: &str = "+13125550100";
+/// How the pages show `CLINIC_PHONE`.
+const PHONE_DISPLAY: &str = "+1 312-555-0100";
+const ARTICLE_SLUG: &str = "intrathecal-pump-therapy";
+const ARTICLE_TITLE: &str = "Intrathecal pump therapy: what it is and what to expect";
+
+/// A running `clinic serve`, killed and reaped when dropped (also when an assertion fails).
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    /// Starts `clinic serve` on a free port and waits for its `Listening on` line.
+    fn start(db: &TestDatabase, data_dir: &Path) -> Self {
+        let child = Command::new(BIN)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATABASE_URL", db.url_string())
+            .env("CLINIC_DATA_DIR", data_dir)
+            .env("CLINIC_BIND", "127.0.0.1:0")
+            .env("CLINIC_NAME", CLINIC_NAME)
+            .env("CLINIC_PHONE", CLINIC_PHONE)
+            .env("RUST_LOG", "warn")
+            .arg("serve")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn clinic");
+        let mut server = Server {
+            child,
+            base: String::new(),
+        };
+        let stdout = server.child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        while server.base.is_empty() {
+            let line = rx
+                .recv_timeout(Duration::from_secs(60))
+                .expect("clinic serve printed its address");
+            if let Some(addr) = line.trim().strip_prefix("Listening on ") {
+                server.base = addr.to_owned();
+            }
+        }
+        server
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An executable file at `path`, or a file of that name in a `PATH` folder.
+fn resolve(program: &str) -> Option<PathBuf> {
+    let is_file = |p: &Path| p.is_file();
+    if program.contains('/') {
+        let p = PathBuf::from(program);
+        return is_file(&p).then_some(p);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| is_file(p))
+}
+
+/// `$CHROMIUM`, else `chromium` or `chromium-browser` on `PATH`.
+fn find_chromium() -> Option<PathBuf> {
+    match std::env::var("CHROMIUM") {
+        Ok(named) if !named.trim().is_empty() => {
+            let found = resolve(named.trim());
+            assert!(found.is_some(), "CHROMIUM={named} is neither a file nor a program on PATH");
+            found
+        }
+        _ => ["chromium", "chromium-browser"].into_iter().find_map(resolve),
+    }
+}
+
+/// The DOM after Chromium loaded and rendered `url`, serialised as HTML.
+fn dump_dom(chromium: &Path, url: &str) -> String {
+    let scratch = tempfile::tempdir().expect("chromium scratch dir");
+    let profile = scratch.path().join("profile");
+    let out_path = scratch.path().join("dom.html");
+    let err_path = scratch.path().join("stderr.txt");
+    let mut child = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg("--dump-dom")
+        .arg(url)
+        .stdin(Stdio::null())
+        .stdout(File::create(&out_path).expect("dom file"))
+        .stderr(File::create(&err_path).expect("stderr file"))
+        .spawn()
+        .expect("spawn chromium");
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for chromium") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "chromium did not finish within 90 s on {url}; stderr:\n{}",
+                std::fs::read_to_string(&err_path).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let dom = std::fs::read_to_string(&out_path).expect("read dom");
+    assert!(
+        status.success() && dom.contains("<html"),
+        "chromium --dump-dom {url} failed ({status}); stderr:\n{}",
+        std::fs::read_to_string(&err_path).unwrap_or_default()
+    );
+    dom
+}
+
+/// Text with tags removed, common entities decoded and whitespace collapsed.
+fn text_of(html: &str) -> String {
+    let mut text = String::with_capacity(html.len());
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => {
+                in_tag = false;
+                text.push(' ');
+            }
+            _ if !in_tag => text.push(c),
+            _ => {}
+        }
+    }
+    let text = text
+        .replace("&nbsp;", " ")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&");
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Every `<tag …>…</tag>` element (not nested in itself) as (opening tag, inner HTML).
+fn elements<'a>(html: &'a str, tag: &str) -> Vec<(&'a str, &'a str)> {
+    let lower = html.to_ascii_lowercase();
+    let open = format!("<{tag}");
+    let close = format!("</{tag}>");
+    let mut found = Vec::new();
+    let mut from = 0;
+    while let Some(i) = lower[from..].find(&open).map(|i| i + from) {
+        let after = i + open.len();
+        let boundary = lower[after..].chars().next();
+        if !matches!(boundary, Some(' ' | '>' | '/' | '\n' | '\t')) {
+            from = after;
+            continue;
+        }
+        let Some(start) = lower[after..].find('>').map(|j| after + j + 1) else { break };
+        let Some(end) = lower[start..].find(&close).map(|j| start + j) else { break };
+        found.push((&html[i..start], &html[start..end]));
+        from = end + close.len();
+    }
+    found
+}
+
+/// The value of `attr` in an opening tag such as `<a href="/x">`.
+fn attribute<'a>(open_tag: &'a str, attr: &str) -> Option<&'a str> {
+    let key = format!(" {attr}=\"");
+    let i = open_tag.find(&key)? + key.len();
+    let len = open_tag[i..].find('"')?;
+    Some(&open_tag[i..i + len])
+}
+
+/// (href, text) of every link.
+fn links(html: &str) -> Vec<(String, String)> {
+    elements(html, "a")
+        .into_iter()
+        .filter_map(|(open, inner)| attribute(open, "href").map(|href| (href.replace("&amp;", "&"), text_of(inner))))
+        .collect()
+}
+
+/// The `<body>` of a document.
+fn body(dom: &str) -> &str {
+    elements(dom, "body").first().map(|(_, inner)| *inner).expect("a <body>")
+}
+
+#[test]
+fn article_pages_render_for_a_reader_in_a_real_browser() {
+    let Some(chromium) = find_chromium() else {
+        assert!(
+            std::env::var_os("CLINIC_REQUIRE_CHROMIUM").is_none(),
+            "CLINIC_REQUIRE_CHROMIUM is set but chromium is not installed (set CHROMIUM or put chromium on PATH)"
+        );
+        eprintln!(
+            "pages_browser: browser check skipped because chromium is absent \
+             (install chromium or set CHROMIUM=/path/to/chromium)"
+        );
+        return;
+    };
+    let db = TestDatabase::new();
+    let data = tempfile::tempdir().expect("data dir");
+    let server = Server::start(&db, data.path());
+    let base = &server.base;
+
+    // The seeded article, as a reader sees it.
+    let dom = dump_dom(&chromium, &format!("{base}/articles/{ARTICLE_SLUG}"));
+    let html_tag = elements(&dom, "html").first().map(|(open, _)| *open).expect("an <html> element");
+    assert_eq!(attribute(html_tag, "lang"), Some("en"), "{html_tag}");
+    assert!(!dom.to_ascii_lowercase().contains("<script"), "the page has a <script>:\n{dom}");
+    let page = body(&dom);
+    let h1: Vec<String> = elements(page, "h1").into_iter().map(|(_, inner)| text_of(inner)).collect();
+    assert_eq!(h1, [ARTICLE_TITLE], "exactly one <h1>, the article's title");
+    let h2 = elements(page, "h2");
+    assert!(h2.len() >= 3, "at least three <h2> sections, got {}", h2.len());
+    let text = text_of(page);
+    assert!(text.contains(CLINIC_NAME), "the clinic's name is shown:\n{text}");
+    assert!(text.contains(PHONE_DISPLAY), "the clinic's number is shown:\n{text}");
+    let page_links = links(page);
+    assert!(
+        page_links
+            .iter()
+            .any(|(href, label)| href == &format!("tel:{CLINIC_PHONE}") && label.contains(PHONE_DISPLAY)),
+        "a tel: link to {CLINIC_PHONE} showing {PHONE_DISPLAY}: {page_links:?}"
+    );
+
+    // The list of articles links to it.
+    let index = dump_dom(&chromium, &format!("{base}/articles"));
+    let index_links = links(body(&index));
+    assert!(
+        index_links
+            .iter()
+            .any(|(href, label)| href == &format!("/articles/{ARTICLE_SLUG}") && label == ARTICLE_TITLE),
+        "/articles links to the article: {index_links:?}"
+    );
+
+    // An unknown slug is a readable 404 page.
+    let missing_url = format!("{base}/articles/this-does-not-exist");
+    let agent = ureq::Agent::new_with_config(ureq::config::Config::builder().http_status_as_error(false).build());
+    let status = agent.get(&missing_url).call().expect("GET the missing page").status();
+    assert_eq!(status, 404);
+    let missing = dump_dom(&chromium, &missing_url);
+    let missing_text = text_of(body(&missing));
+    assert!(missing_text.contains("Page not found"), "{missing_text}");
+    assert!(missing_text.contains(CLINIC_NAME), "{missing_text}");
+    assert!(!missing.to_ascii_lowercase().contains("<script"));
+}
