@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_web::web::Bytes;
 use clinic_content::articles::Article;
 use moka::sync::Cache;
 
@@ -13,12 +14,15 @@ pub const TTL: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 pub struct ContentCache {
     articles: Cache<String, Arc<Article>>,
+    /// Rendered article pages by slug (the page depends only on the article and the clinic).
+    pages: Cache<String, Bytes>,
 }
 
 impl Default for ContentCache {
     fn default() -> Self {
         Self {
             articles: Cache::builder().max_capacity(2_000).time_to_live(TTL).build(),
+            pages: Cache::builder().max_capacity(2_000).time_to_live(TTL).build(),
         }
     }
 }
@@ -32,8 +36,17 @@ impl ContentCache {
         self.articles.insert(article.slug.clone(), article);
     }
 
+    pub fn page(&self, slug: &str) -> Option<Bytes> {
+        self.pages.get(slug)
+    }
+
+    pub fn keep_page(&self, slug: String, html: Bytes) {
+        self.pages.insert(slug, html);
+    }
+
     /// After any change to articles or conditions.
     pub fn clear(&self) {
         self.articles.invalidate_all();
+        self.pages.invalidate_all();
     }
 }

@@ -6,6 +6,7 @@
 use std::sync::LazyLock;
 
 use actix_web::http::StatusCode;
+use actix_web::web::Bytes;
 use actix_web::{get, web, HttpResponse};
 use clinic_content::articles::{self as repo, ArticleFilter};
 use clinic_domain::contact::Phone;
@@ -48,16 +49,24 @@ fn clinic_context(state: &AppState) -> minijinja::Value {
     }
 }
 
-fn render(name: &str, status: StatusCode, ctx: minijinja::Value) -> Result<HttpResponse, ApiError> {
-    let html = TEMPLATES
+fn render_html(name: &str, ctx: minijinja::Value) -> Result<Bytes, ApiError> {
+    TEMPLATES
         .get_template(name)
         .and_then(|t| t.render(ctx))
-        .map_err(|e| ApiError::Internal(format!("rendering {name}: {e}")))?;
-    Ok(HttpResponse::build(status)
+        .map(Bytes::from)
+        .map_err(|e| ApiError::Internal(format!("rendering {name}: {e}")))
+}
+
+fn render(name: &str, status: StatusCode, ctx: minijinja::Value) -> Result<HttpResponse, ApiError> {
+    Ok(html_response(status, render_html(name, ctx)?))
+}
+
+fn html_response(status: StatusCode, html: Bytes) -> HttpResponse {
+    HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")
         .insert_header(("Cache-Control", "public, max-age=60"))
         .insert_header(("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"))
-        .body(html))
+        .body(html)
 }
 
 /// The list of published articles, as an HTML page for patients.
@@ -96,8 +105,12 @@ pub async fn article_index_page(state: web::Data<AppState>) -> Result<HttpRespon
 )]
 #[get("/articles/{slug}")]
 pub async fn article_page(state: web::Data<AppState>, slug: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let slug = slug.into_inner();
+    if let Some(html) = state.content.page(&slug) {
+        return Ok(html_response(StatusCode::OK, html));
+    }
     let clinic = clinic_context(&state);
-    match published(&state, slug.into_inner()).await {
+    match published(&state, slug.clone()).await {
         Ok(a) => {
             let tz = state.clinic.time_zone;
             let article = context! {
@@ -109,7 +122,9 @@ pub async fn article_page(state: web::Data<AppState>, slug: web::Path<String>) -
                 conditions => a.conditions.iter().map(|c| c.name.clone()).collect::<Vec<_>>(),
                 tags => a.tags.clone(),
             };
-            render("article.html", StatusCode::OK, context! { clinic, article })
+            let html = render_html("article.html", context! { clinic, article })?;
+            state.content.keep_page(slug, html.clone());
+            Ok(html_response(StatusCode::OK, html))
         }
         Err(ApiError::NotFound(_)) => render("not_found.html", StatusCode::NOT_FOUND, context! { clinic }),
         Err(e) => Err(e),
