@@ -419,7 +419,7 @@ pub fn transition(
         let to = from.after(change).ok_or_else(|| ContentError::Conflict {
             code: "invalid_transition",
             detail: format!(
-                "a {from} article cannot be {}",
+                "an article that is {from} cannot be {}",
                 match change {
                     ArticleTransition::Publish => "published",
                     ArticleTransition::Unpublish => "unpublished",

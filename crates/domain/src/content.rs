@@ -171,7 +171,8 @@ pub fn parse_condition_name(input: &str) -> Result<String, FieldError> {
     bounded_text(input, "name", 150)
 }
 
-/// Markdown source of an article body: non-empty, at most 100,000 characters.
+/// Markdown source of an article body: non-empty, at most 50,000 characters (so that an
+/// article fits the default 64 KiB request limit).
 pub fn parse_body(input: &str) -> Result<String, FieldError> {
     if input.trim().is_empty() {
         return Err(FieldError::new(
@@ -180,11 +181,11 @@ pub fn parse_body(input: &str) -> Result<String, FieldError> {
             "body_markdown must not be empty",
         ));
     }
-    if input.chars().count() > 100_000 {
+    if input.chars().count() > 50_000 {
         return Err(FieldError::new(
             "body_markdown",
             "too_long",
-            "body_markdown is longer than 100000 characters",
+            "body_markdown is longer than 50000 characters",
         ));
     }
     if input.contains('\0') {

@@ -114,6 +114,14 @@ pub struct Evaluation {
     pub explanation: String,
 }
 
+fn count(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
 const DISCLAIMER: &str = "This screening supports the clinical team's decision; it does not replace it.";
 
 /// Checks that `answers` covers each criterion exactly once and names only known criteria.
@@ -188,8 +196,8 @@ pub fn evaluate(criteria: &[Criterion], answers: &[(String, Answer)]) -> Evaluat
         (
             Outcome::NotACandidate,
             format!(
-                "Not a candidate for intrathecal therapy at this time: {} required criteria answered no: {}. {DISCLAIMER}",
-                failed.len(),
+                "Not a candidate for intrathecal therapy at this time: {} answered no: {}. {DISCLAIMER}",
+                count(failed.len(), "required criterion", "required criteria"),
                 questions(&failed)
             ),
         )
@@ -197,8 +205,8 @@ pub fn evaluate(criteria: &[Criterion], answers: &[(String, Answer)]) -> Evaluat
         (
             Outcome::NeedsEvaluation,
             format!(
-                "More evaluation is needed before a trial: {} criteria are still unknown: {}. {DISCLAIMER}",
-                unknown.len(),
+                "More evaluation is needed before a trial: {} still unknown: {}. {DISCLAIMER}",
+                count(unknown.len(), "criterion is", "criteria are"),
                 questions(&unknown)
             ),
         )

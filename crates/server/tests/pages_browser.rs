@@ -80,15 +80,14 @@ impl Drop for Server {
 
 /// An executable file at `path`, or a file of that name in a `PATH` folder.
 fn resolve(program: &str) -> Option<PathBuf> {
-    let is_file = |p: &Path| p.is_file();
     if program.contains('/') {
         let p = PathBuf::from(program);
-        return is_file(&p).then_some(p);
+        return p.is_file().then_some(p);
     }
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|dir| dir.join(program))
-        .find(|p| is_file(p))
+        .find(|p| p.is_file())
 }
 
 /// `$CHROMIUM`, else `chromium` or `chromium-browser` on `PATH`.
@@ -96,7 +95,10 @@ fn find_chromium() -> Option<PathBuf> {
     match std::env::var("CHROMIUM") {
         Ok(named) if !named.trim().is_empty() => {
             let found = resolve(named.trim());
-            assert!(found.is_some(), "CHROMIUM={named} is neither a file nor a program on PATH");
+            assert!(
+                found.is_some(),
+                "CHROMIUM={named} is neither a file nor a program on PATH"
+            );
             found
         }
         _ => ["chromium", "chromium-browser"].into_iter().find_map(resolve),
@@ -191,8 +193,12 @@ fn elements<'a>(html: &'a str, tag: &str) -> Vec<(&'a str, &'a str)> {
             from = after;
             continue;
         }
-        let Some(start) = lower[after..].find('>').map(|j| after + j + 1) else { break };
-        let Some(end) = lower[start..].find(&close).map(|j| start + j) else { break };
+        let Some(start) = lower[after..].find('>').map(|j| after + j + 1) else {
+            break;
+        };
+        let Some(end) = lower[start..].find(&close).map(|j| start + j) else {
+            break;
+        };
         found.push((&html[i..start], &html[start..end]));
         from = end + close.len();
     }
@@ -217,7 +223,10 @@ fn links(html: &str) -> Vec<(String, String)> {
 
 /// The `<body>` of a document.
 fn body(dom: &str) -> &str {
-    elements(dom, "body").first().map(|(_, inner)| *inner).expect("a <body>")
+    elements(dom, "body")
+        .first()
+        .map(|(_, inner)| *inner)
+        .expect("a <body>")
 }
 
 #[test]
@@ -240,11 +249,20 @@ fn article_pages_render_for_a_reader_in_a_real_browser() {
 
     // The seeded article, as a reader sees it.
     let dom = dump_dom(&chromium, &format!("{base}/articles/{ARTICLE_SLUG}"));
-    let html_tag = elements(&dom, "html").first().map(|(open, _)| *open).expect("an <html> element");
+    let html_tag = elements(&dom, "html")
+        .first()
+        .map(|(open, _)| *open)
+        .expect("an <html> element");
     assert_eq!(attribute(html_tag, "lang"), Some("en"), "{html_tag}");
-    assert!(!dom.to_ascii_lowercase().contains("<script"), "the page has a <script>:\n{dom}");
+    assert!(
+        !dom.to_ascii_lowercase().contains("<script"),
+        "the page has a <script>:\n{dom}"
+    );
     let page = body(&dom);
-    let h1: Vec<String> = elements(page, "h1").into_iter().map(|(_, inner)| text_of(inner)).collect();
+    let h1: Vec<String> = elements(page, "h1")
+        .into_iter()
+        .map(|(_, inner)| text_of(inner))
+        .collect();
     assert_eq!(h1, [ARTICLE_TITLE], "exactly one <h1>, the article's title");
     let h2 = elements(page, "h2");
     assert!(h2.len() >= 3, "at least three <h2> sections, got {}", h2.len());
@@ -252,27 +270,33 @@ fn article_pages_render_for_a_reader_in_a_real_browser() {
     assert!(text.contains(CLINIC_NAME), "the clinic's name is shown:\n{text}");
     assert!(text.contains(PHONE_DISPLAY), "the clinic's number is shown:\n{text}");
     let page_links = links(page);
+    let tel = format!("tel:{CLINIC_PHONE}");
     assert!(
         page_links
             .iter()
-            .any(|(href, label)| href == &format!("tel:{CLINIC_PHONE}") && label.contains(PHONE_DISPLAY)),
+            .any(|(href, label)| *href == tel && label.contains(PHONE_DISPLAY)),
         "a tel: link to {CLINIC_PHONE} showing {PHONE_DISPLAY}: {page_links:?}"
     );
 
     // The list of articles links to it.
     let index = dump_dom(&chromium, &format!("{base}/articles"));
     let index_links = links(body(&index));
+    let article_path = format!("/articles/{ARTICLE_SLUG}");
     assert!(
         index_links
             .iter()
-            .any(|(href, label)| href == &format!("/articles/{ARTICLE_SLUG}") && label == ARTICLE_TITLE),
+            .any(|(href, label)| *href == article_path && label == ARTICLE_TITLE),
         "/articles links to the article: {index_links:?}"
     );
 
     // An unknown slug is a readable 404 page.
     let missing_url = format!("{base}/articles/this-does-not-exist");
     let agent = ureq::Agent::new_with_config(ureq::config::Config::builder().http_status_as_error(false).build());
-    let status = agent.get(&missing_url).call().expect("GET the missing page").status();
+    let status = agent
+        .get(missing_url.as_str())
+        .call()
+        .expect("GET the missing page")
+        .status();
     assert_eq!(status, 404);
     let missing = dump_dom(&chromium, &missing_url);
     let missing_text = text_of(body(&missing));
