@@ -10,6 +10,7 @@ pub mod contact;
 pub mod content;
 pub mod ids;
 pub mod patient;
+pub mod scheduling;
 pub mod screening;
 pub mod time;
 pub mod validation;

@@ -164,4 +164,150 @@ diesel::allow_tables_to_appear_in_same_query!(
     screening_criteria,
     screenings,
     screening_answers,
+    providers,
+    provider_hours,
+    provider_time_off,
+    clinic_closures,
+    appointment_types,
+    appointments,
+    appointment_history,
+    idempotency_keys,
+    calendar_feed_tokens,
+    appointment_requests,
 );
+
+diesel::table! {
+    providers (id) {
+        id -> Text,
+        name -> Text,
+        role -> Text,
+        active -> Bool,
+        time_zone -> Text,
+        version -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    provider_hours (provider_id, weekday, start_minute) {
+        provider_id -> Text,
+        weekday -> BigInt,
+        start_minute -> BigInt,
+        end_minute -> BigInt,
+    }
+}
+
+diesel::table! {
+    provider_time_off (id) {
+        id -> Text,
+        provider_id -> Text,
+        starts_at -> Timestamp,
+        ends_at -> Timestamp,
+        reason -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    clinic_closures (date) {
+        date -> Text,
+        name -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    appointment_types (code) {
+        code -> Text,
+        name -> Text,
+        duration_minutes -> BigInt,
+        buffer_before_minutes -> BigInt,
+        buffer_after_minutes -> BigInt,
+        min_notice_minutes -> BigInt,
+        horizon_days -> BigInt,
+        publicly_requestable -> Bool,
+        active -> Bool,
+        position -> BigInt,
+        version -> BigInt,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    appointments (id) {
+        id -> Text,
+        patient_id -> Text,
+        provider_id -> Text,
+        type_code -> Text,
+        starts_at -> Timestamp,
+        ends_at -> Timestamp,
+        blocked_from -> Timestamp,
+        blocked_until -> Timestamp,
+        status -> Text,
+        note -> Nullable<Text>,
+        cancel_reason -> Nullable<Text>,
+        sequence -> BigInt,
+        version -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    appointment_history (id) {
+        id -> BigInt,
+        appointment_id -> Text,
+        at -> Timestamp,
+        actor_token_id -> Nullable<Text>,
+        action -> Text,
+        detail -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    idempotency_keys (scope, key) {
+        scope -> Text,
+        key -> Text,
+        request_hash -> Text,
+        resource_id -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    calendar_feed_tokens (id) {
+        id -> Text,
+        provider_id -> Text,
+        token_hash -> Text,
+        created_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    appointment_requests (id) {
+        id -> Text,
+        reference -> Text,
+        name -> Text,
+        email -> Text,
+        phone -> Text,
+        preferred_times -> Text,
+        type_code -> Text,
+        consent_to_contact -> Bool,
+        status -> Text,
+        decline_reason -> Nullable<Text>,
+        patient_id -> Nullable<Text>,
+        appointment_id -> Nullable<Text>,
+        handled_by -> Nullable<Text>,
+        handled_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(provider_hours -> providers (provider_id));
+diesel::joinable!(provider_time_off -> providers (provider_id));
+diesel::joinable!(appointments -> providers (provider_id));
+diesel::joinable!(appointments -> patients (patient_id));
+diesel::joinable!(appointments -> appointment_types (type_code));
+diesel::joinable!(appointment_history -> appointments (appointment_id));

@@ -1,0 +1,10 @@
+DROP TABLE appointment_requests;
+DROP TABLE calendar_feed_tokens;
+DROP TABLE idempotency_keys;
+DROP TABLE appointment_history;
+DROP TABLE appointments;
+DROP TABLE appointment_types;
+DROP TABLE clinic_closures;
+DROP TABLE provider_time_off;
+DROP TABLE provider_hours;
+DROP TABLE providers;
