@@ -14,6 +14,7 @@ pub mod openapi;
 pub mod pages;
 pub mod pagination;
 pub mod problem;
+pub mod rate_limit;
 pub mod routes;
 pub mod state;
 pub mod token_cache;

@@ -55,6 +55,8 @@ pub enum ApiError {
     PayloadTooLarge(usize),
     #[error("expected Content-Type: application/json")]
     UnsupportedMediaType,
+    #[error("too many requests from this address; try again in a minute")]
+    TooManyRequests,
     #[error("the database is unavailable")]
     Unavailable(String),
     #[error("internal error")]
@@ -75,6 +77,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::TooManyRequests => "rate_limited",
             ApiError::Unavailable(_) => "service_unavailable",
             ApiError::Internal(_) => "internal_error",
         }
@@ -113,6 +116,7 @@ impl ResponseError for ApiError {
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -130,6 +134,9 @@ impl ResponseError for ApiError {
         response.insert_header((header::CONTENT_TYPE, "application/problem+json"));
         if matches!(self, ApiError::Unauthorized) {
             response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        if matches!(self, ApiError::TooManyRequests) {
+            response.insert_header((header::RETRY_AFTER, "60"));
         }
         if matches!(self, ApiError::Unavailable(_)) {
             response.insert_header((header::RETRY_AFTER, "5"));
@@ -186,6 +193,24 @@ impl From<clinic_content::ContentError> for ApiError {
             ContentError::Conflict { code, detail } => ApiError::Conflict { code, detail },
             ContentError::Invalid(v) => ApiError::Validation(v),
             ContentError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<clinic_scheduling::SchedulingError> for ApiError {
+    fn from(e: clinic_scheduling::SchedulingError) -> Self {
+        use clinic_domain::scheduling::Unbookable;
+        use clinic_scheduling::SchedulingError;
+        match e {
+            SchedulingError::NotFound(what) => ApiError::NotFound(what),
+            SchedulingError::Conflict { code, detail } => ApiError::Conflict { code, detail },
+            SchedulingError::Unbookable(u @ Unbookable::Conflict(_)) => ApiError::Conflict {
+                code: "slot_taken",
+                detail: u.message(),
+            },
+            SchedulingError::Unbookable(u) => ApiError::field("start", u.code(), u.message()),
+            SchedulingError::Invalid(v) => ApiError::Validation(v),
+            SchedulingError::Store(s) => s.into(),
         }
     }
 }

@@ -20,6 +20,8 @@ pub struct ClinicInfo {
     pub time_zone: ClinicZone,
     /// Region for phone numbers written without a country code.
     pub phone_region: PhoneRegion,
+    /// Where the clinic is, for calendar invitations (the name when not configured).
+    pub address: Option<String>,
 }
 
 /// Request limits.
@@ -47,6 +49,8 @@ pub struct AppState {
     pub audit: clinic_patients::audit::AuditWriter,
     /// Published articles for the public pages and API.
     pub content: crate::content_cache::ContentCache,
+    /// Per-address limit for the public (tokenless) write routes.
+    pub public_limiter: std::sync::Arc<crate::rate_limit::PublicLimiter>,
     /// Recently verified tokens (see [`TokenCache`] for the revocation delay).
     pub tokens: TokenCache,
 }

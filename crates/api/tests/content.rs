@@ -374,7 +374,7 @@ async fn public_pages_show_the_clinic_and_how_to_book() {
         .await;
     let html = page.text();
     assert_eq!(html.matches("<h1").count(), 1);
-    assert!(html.contains("Test Pump Clinic"));
+    assert!(html.contains("Lakeside Pain Clinic"));
     assert!(html.contains("href=\"tel:+13125550100\""));
     assert!(html.contains("+1 312-555-0100"));
     assert!(!html.to_lowercase().contains("<script"));

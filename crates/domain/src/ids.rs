@@ -74,3 +74,23 @@ id_type!(
     /// A recorded candidacy screening.
     ScreeningId
 );
+id_type!(
+    /// A provider (clinician) whose calendar is booked.
+    ProviderId
+);
+id_type!(
+    /// An appointment.
+    AppointmentId
+);
+id_type!(
+    /// A provider's time off.
+    TimeOffId
+);
+id_type!(
+    /// A public appointment request.
+    AppointmentRequestId
+);
+id_type!(
+    /// A calendar feed token (its public id).
+    FeedTokenId
+);

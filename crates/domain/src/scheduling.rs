@@ -282,7 +282,11 @@ impl Calendar<'_> {
                     };
                     if let Some(start) = start.filter(|s| *s >= from && *s < to) {
                         if self.check(rules, start, now).is_ok() {
-                            slots.push(Slot { start, local: wall });
+                            slots.push(Slot {
+                                start,
+                                end: start + rules.duration,
+                                local: wall,
+                            });
                         }
                     }
                     wall += step;
@@ -300,6 +304,7 @@ impl Calendar<'_> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Slot {
     pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
     pub local: NaiveDateTime,
 }
 

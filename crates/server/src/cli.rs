@@ -116,10 +116,12 @@ fn migrate(settings: &Settings) -> Result<(), String> {
 
 fn seed(settings: &Settings) -> Result<(), String> {
     let mut conn = open(settings)?;
-    let report = clinic_content::seed::run(&mut conn, clinic_store::time::now()).map_err(|e| e.to_string())?;
+    let now = clinic_store::time::now();
+    let report = clinic_content::seed::run(&mut conn, now).map_err(|e| e.to_string())?;
+    let types = clinic_scheduling::types::seed(&mut conn, now).map_err(|e| e.to_string())?;
     println!(
-        "seed: added {} conditions, {} screening criteria, {} articles",
-        report.conditions, report.criteria, report.articles
+        "seed: added {} conditions, {} screening criteria, {} articles, {} appointment types",
+        report.conditions, report.criteria, report.articles, types
     );
     Ok(())
 }

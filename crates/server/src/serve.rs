@@ -62,6 +62,14 @@ pub fn run(settings: Settings) -> Result<(), String> {
                 "empty database: loaded the seed content (CLINIC_SEED_ON_FIRST_START=false turns this off)"
             );
         }
+        if clinic_scheduling::types::list(&mut conn)
+            .map_err(|e| e.to_string())?
+            .is_empty()
+        {
+            let added =
+                clinic_scheduling::types::seed(&mut conn, clinic_store::time::now()).map_err(|e| e.to_string())?;
+            tracing::info!(appointment_types = added, "no appointment types: loaded the defaults");
+        }
     }
     if !settings.clinic_phone_configured {
         tracing::warn!("CLINIC_PHONE is not set: a placeholder number will be shown to patients");
@@ -75,6 +83,7 @@ pub fn run(settings: Settings) -> Result<(), String> {
             phone: settings.clinic_phone.clone(),
             time_zone: settings.time_zone,
             phone_region: settings.phone_region,
+            address: settings.clinic_address.clone(),
         },
         clock: Arc::new(SystemClock),
         metrics: Arc::new(Metrics::new().map_err(|e| e.to_string())?),
@@ -83,6 +92,7 @@ pub fn run(settings: Settings) -> Result<(), String> {
         },
         tokens: TokenCache::default(),
         content: Default::default(),
+        public_limiter: Default::default(),
         audit: AuditWriter::start(settings.database_url.clone()),
     };
 

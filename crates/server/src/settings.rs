@@ -19,6 +19,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("CLINIC_PHONE", "phone", "+1 312 555 0100 (placeholder)"),
     ("CLINIC_PHONE_REGION", "phone_region", "US"),
     (
+        "CLINIC_ADDRESS",
+        "address",
+        "(none: calendar invitations show the clinic name)",
+    ),
+    (
         "CLINIC_SMTP_URL",
         "smtp_url",
         "(none; validated now, used by email reminders)",
@@ -60,6 +65,8 @@ pub struct Settings {
     /// False while CLINIC_PHONE is the placeholder default; startup warns.
     pub clinic_phone_configured: bool,
     pub phone_region: PhoneRegion,
+    /// Street address for calendar invitations.
+    pub clinic_address: Option<String>,
     pub smtp_url: Option<String>,
     pub db_pool_size: u32,
     pub max_body_bytes: usize,
@@ -148,6 +155,10 @@ impl Settings {
             ),
             None => ("+13125550100".to_owned(), false),
         };
+        let clinic_address = match src.get("CLINIC_ADDRESS") {
+            Some((v, name)) if v.chars().count() > 200 => return Err(err(&name, "longer than 200 characters")),
+            other => other.map(|(v, _)| v),
+        };
         let smtp_url = match src.get("CLINIC_SMTP_URL") {
             Some((v, name)) => {
                 if !(v.starts_with("smtp://") || v.starts_with("smtps://")) {
@@ -181,6 +192,7 @@ impl Settings {
             clinic_phone,
             clinic_phone_configured,
             phone_region,
+            clinic_address,
             smtp_url,
             db_pool_size,
             max_body_bytes,

@@ -9,6 +9,7 @@
 pub mod connection;
 pub mod dialect;
 pub mod error;
+pub mod idempotency;
 pub mod migrations;
 pub mod pool;
 pub mod schema;

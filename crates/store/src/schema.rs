@@ -289,7 +289,8 @@ diesel::table! {
     appointment_requests (id) {
         id -> Text,
         reference -> Text,
-        name -> Text,
+        given_name -> Text,
+        family_name -> Text,
         email -> Text,
         phone -> Text,
         preferred_times -> Text,

@@ -106,7 +106,8 @@ CREATE TABLE calendar_feed_tokens (
 CREATE TABLE appointment_requests (
     id TEXT PRIMARY KEY NOT NULL,
     reference TEXT NOT NULL UNIQUE,
-    name TEXT NOT NULL,
+    given_name TEXT NOT NULL,
+    family_name TEXT NOT NULL,
     email TEXT NOT NULL,
     phone TEXT NOT NULL,
     preferred_times TEXT NOT NULL,

@@ -1,10 +1,13 @@
 //! Route registration. Each module owns its handlers and DTOs.
 
+pub mod appointments;
 pub mod articles;
 pub mod audit;
 pub mod conditions;
 pub mod health;
 pub mod patients;
+pub mod providers;
+pub mod requests;
 pub mod screening;
 pub mod tokens;
 
@@ -25,7 +28,10 @@ pub fn configure(cfg: &mut ServiceConfig) {
                 .configure(audit::configure)
                 .configure(articles::configure)
                 .configure(conditions::configure)
-                .configure(screening::configure),
+                .configure(screening::configure)
+                .configure(providers::configure)
+                .configure(appointments::configure)
+                .configure(requests::configure),
         );
 }
 

@@ -101,16 +101,18 @@ impl TestApp {
         let state = AppState {
             pool: pool.clone(),
             clinic: ClinicInfo {
-                name: "Test Pump Clinic".into(),
+                name: "Lakeside Pain Clinic".into(),
                 phone: "+13125550100".into(),
                 time_zone: ClinicZone::default(),
                 phone_region: PhoneRegion::default(),
+                address: Some("100 Lake St, Chicago".into()),
             },
             clock: clock.clone(),
             metrics: Arc::new(Metrics::new().expect("metrics")),
             limits: Limits::default(),
             tokens: Default::default(),
             content: Default::default(),
+            public_limiter: Default::default(),
             audit: clinic_patients::audit::AuditWriter::start(db.url().clone()),
         };
         let mut app = Self {

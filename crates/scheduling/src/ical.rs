@@ -1,0 +1,81 @@
+//! iCalendar (RFC 5545) for appointments, built with the `icalendar` crate.
+//!
+//! Times are written in UTC (`…Z`), which every calendar converts to its owner's zone, so
+//! no VTIMEZONE can be wrong or stale. The UID is stable per appointment; SEQUENCE grows with
+//! every change; a cancelled appointment is sent as `METHOD:CANCEL` with `STATUS:CANCELLED`
+//! so the event is removed. Patient-facing events carry no clinical words: the summary names
+//! the clinic, not the appointment type.
+
+use chrono::{DateTime, Utc};
+use icalendar::{Calendar, Component, Event, EventLike, EventStatus, Property};
+
+use crate::appointments::Appointment;
+use clinic_domain::scheduling::AppointmentStatus;
+
+/// Where and whom to call, for the event text.
+#[derive(Debug, Clone)]
+pub struct ClinicContact {
+    pub name: String,
+    pub phone: String,
+    /// Street address or other location text; the clinic name when not configured.
+    pub location: String,
+}
+
+pub fn uid(a: &Appointment) -> String {
+    format!("{}@clinic-platform", a.id)
+}
+
+fn event(a: &Appointment, summary: &str, description: &str, location: &str, now: DateTime<Utc>) -> Event {
+    let cancelled = a.status == AppointmentStatus::Cancelled;
+    let mut e = Event::new();
+    e.uid(&uid(a))
+        .timestamp(now)
+        .sequence(u32::try_from(a.sequence).unwrap_or(u32::MAX))
+        .starts(a.start)
+        .ends(a.end)
+        .summary(summary)
+        .description(description)
+        .location(location)
+        .status(if cancelled {
+            EventStatus::Cancelled
+        } else {
+            EventStatus::Confirmed
+        });
+    e.done()
+}
+
+/// The invitation for one appointment, for the patient: REQUEST while it stands, CANCEL
+/// once cancelled.
+pub fn appointment_invite(a: &Appointment, clinic: &ClinicContact, now: DateTime<Utc>) -> String {
+    let cancelled = a.status == AppointmentStatus::Cancelled;
+    let summary = format!("Appointment at {}", clinic.name);
+    let description = if cancelled {
+        format!(
+            "This appointment is cancelled. To book another time, call {}.",
+            clinic.phone
+        )
+    } else {
+        format!("To confirm or reschedule, call {}.", clinic.phone)
+    };
+    let mut cal = Calendar::new();
+    cal.append_property(Property::new("METHOD", if cancelled { "CANCEL" } else { "REQUEST" }));
+    cal.push(event(a, &summary, &description, &clinic.location, now));
+    cal.done().to_string()
+}
+
+/// A provider's subscribable feed: their upcoming appointments, by type, without patient
+/// names (the feed URL is a bearer secret that may end up in a calendar app).
+pub fn provider_feed(provider_name: &str, list: &[Appointment], clinic: &ClinicContact, now: DateTime<Utc>) -> String {
+    let mut cal = Calendar::new();
+    cal.name(&format!("{provider_name} · {}", clinic.name));
+    cal.append_property(Property::new("METHOD", "PUBLISH"));
+    for a in list {
+        let description = a
+            .note
+            .as_deref()
+            .map(|_| "Has a booking note; see the clinic system.")
+            .unwrap_or("");
+        cal.push(event(a, &a.type_name, description, &clinic.location, now));
+    }
+    cal.done().to_string()
+}
