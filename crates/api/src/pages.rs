@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 
 use actix_web::http::StatusCode;
 use actix_web::web::Bytes;
-use actix_web::{get, web, HttpResponse};
+use actix_web::{get, post, web, HttpResponse};
 use clinic_content::articles::{self as repo, ArticleFilter};
 use clinic_domain::contact::Phone;
 use clinic_domain::content::ArticleStatus;
@@ -26,6 +26,8 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("articles.html", include_str!("../templates/articles.html")),
         ("article.html", include_str!("../templates/article.html")),
         ("not_found.html", include_str!("../templates/not_found.html")),
+        ("request.html", include_str!("../templates/request.html")),
+        ("request_done.html", include_str!("../templates/request_done.html")),
     ] {
         if let Err(e) = env.add_template(name, source) {
             tracing::error!(template = name, error = %e, "invalid embedded template");
@@ -35,7 +37,10 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
 });
 
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.service(article_index_page).service(article_page);
+    cfg.service(article_index_page)
+        .service(article_page)
+        .service(request_form_page)
+        .service(submit_request_form);
 }
 
 fn clinic_context(state: &AppState) -> minijinja::Value {
@@ -127,6 +132,117 @@ pub async fn article_page(state: web::Data<AppState>, slug: web::Path<String>) -
             Ok(html_response(StatusCode::OK, html))
         }
         Err(ApiError::NotFound(_)) => render("not_found.html", StatusCode::NOT_FOUND, context! { clinic }),
+        Err(e) => Err(e),
+    }
+}
+
+/// The fields of the request form, as posted (`application/x-www-form-urlencoded`).
+#[derive(Debug, Default, serde::Deserialize, serde::Serialize)]
+#[serde(default)]
+struct RequestForm {
+    given_name: String,
+    family_name: String,
+    email: String,
+    phone: String,
+    reason: String,
+    preferred_times: String,
+    /// Present ("yes") only when the box is ticked.
+    consent_to_contact: Option<String>,
+}
+
+async fn requestable_types(state: &AppState) -> Result<Vec<minijinja::Value>, ApiError> {
+    let list = state.db(clinic_scheduling::types::list).await?;
+    Ok(list
+        .into_iter()
+        .filter(|t| t.active && t.publicly_requestable)
+        .map(|t| context! { code => t.code, name => t.name })
+        .collect())
+}
+
+async fn form_page(
+    state: &AppState,
+    status: StatusCode,
+    form: &RequestForm,
+    errors: Vec<minijinja::Value>,
+) -> Result<HttpResponse, ApiError> {
+    let types = requestable_types(state).await?;
+    let form_ctx = context! {
+        given_name => form.given_name.clone(),
+        family_name => form.family_name.clone(),
+        email => form.email.clone(),
+        phone => form.phone.clone(),
+        reason => form.reason.clone(),
+        preferred_times => form.preferred_times.clone(),
+        consent => form.consent_to_contact.is_some(),
+    };
+    render(
+        "request.html",
+        status,
+        context! { clinic => clinic_context(state), types, form => form_ctx, errors },
+    )
+}
+
+/// The appointment request form for patients (no JavaScript; posts to itself).
+#[utoipa::path(
+    tag = "pages",
+    security(()),
+    responses((status = 200, description = "HTML page", content_type = "text/html", body = String))
+)]
+#[get("/appointments/request")]
+pub async fn request_form_page(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    form_page(&state, StatusCode::OK, &RequestForm::default(), Vec::new()).await
+}
+
+/// Receives the form: the same validation and per-address limit as
+/// `POST /api/v1/appointment-requests`, answered as a page (a reference, or the form again
+/// with each problem named).
+#[utoipa::path(
+    tag = "pages",
+    security(()),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "The form fields"),
+    responses(
+        (status = 200, description = "HTML page with the reference", content_type = "text/html", body = String),
+        (status = 422, description = "The form again, with each problem named", content_type = "text/html", body = String),
+        (status = 429, description = "Too many requests from this address", content_type = "text/html", body = String)
+    )
+)]
+#[post("/appointments/request")]
+pub async fn submit_request_form(
+    state: web::Data<AppState>,
+    req: actix_web::HttpRequest,
+    body: Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let form: RequestForm = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    let request = crate::routes::requests::AppointmentRequestBody {
+        given_name: form.given_name.clone(),
+        family_name: form.family_name.clone(),
+        email: form.email.clone(),
+        phone: form.phone.clone(),
+        preferred_times: form.preferred_times.clone(),
+        reason: form.reason.clone(),
+        consent_to_contact: form.consent_to_contact.is_some(),
+    };
+    match crate::routes::requests::submit(&state, &req, request).await {
+        Ok(reference) => render(
+            "request_done.html",
+            StatusCode::OK,
+            context! { clinic => clinic_context(&state), reference },
+        ),
+        Err(ApiError::Validation(v)) => {
+            let errors = v
+                .errors()
+                .iter()
+                .map(|e| context! { field => e.field.clone(), message => e.message.clone() })
+                .collect();
+            form_page(&state, StatusCode::UNPROCESSABLE_ENTITY, &form, errors).await
+        }
+        Err(ApiError::TooManyRequests) => {
+            let errors = vec![context! {
+                field => "given_name",
+                message => "We received several requests from your network just now. Please try again in a minute, or call us.",
+            }];
+            form_page(&state, StatusCode::TOO_MANY_REQUESTS, &form, errors).await
+        }
         Err(e) => Err(e),
     }
 }

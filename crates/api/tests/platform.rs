@@ -127,6 +127,8 @@ async fn every_operation_is_documented_with_security_and_an_operation_id() {
         ("get", "/articles/{slug}"),
         ("post", "/api/v1/appointment-requests"),
         ("get", "/api/v1/providers/{id}/calendar.ics"),
+        ("get", "/appointments/request"),
+        ("post", "/appointments/request"),
     ];
     let paths = doc["paths"].as_object().expect("paths");
     assert!(paths.contains_key("/api/v1/patients/{id}"));

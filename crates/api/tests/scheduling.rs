@@ -720,7 +720,7 @@ async fn public_requests_are_rate_limited_and_confirmed_by_staff() {
         .call(Method::POST, "/api/v1/appointment-requests", None, Some(bad))
         .await;
     res.problem(422, "validation_failed");
-    assert_eq!(res.error_fields(), ["email"]);
+    assert_eq!(res.error_fields(), ["email", "reason", "consent_to_contact"], "every problem at once");
     let mut not_public = body.clone();
     not_public["reason"] = json!("implant");
     not_public["consent_to_contact"] = json!(false);
@@ -804,4 +804,61 @@ async fn public_requests_are_rate_limited_and_confirmed_by_staff() {
         .call(Method::GET, "/api/v1/appointment-requests", None, None)
         .await
         .problem(401, "unauthorized");
+}
+
+#[actix_web::test]
+async fn the_html_request_form_submits_and_explains_mistakes() {
+    let c = clinic().await;
+    let page = c.app.send(TestRequest::get().uri("/appointments/request")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let html = page.text();
+    assert!(
+        html.contains("<option value=\"consultation\"") && !html.contains("value=\"implant\""),
+        "only public types"
+    );
+    assert!(html.contains("<label for=\"email\">"), "every field is labelled");
+    assert!(!html.to_lowercase().contains("<script"));
+
+    let form = |body: &str, ip: [u8; 4]| {
+        c.app.send(
+            TestRequest::post()
+                .uri("/appointments/request")
+                .peer_addr(std::net::SocketAddr::from((ip, 50000)))
+                .insert_header(("content-type", "application/x-www-form-urlencoded"))
+                .set_payload(body.to_owned()),
+        )
+    };
+    let ok = form(
+        "given_name=Ana&family_name=Diaz&email=ana%40example.org&phone=312+555+0199&reason=consultation&preferred_times=Mornings&consent_to_contact=yes",
+        [198, 51, 100, 1],
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text());
+    assert!(ok.text().contains("Your reference is <strong>REQ-"));
+
+    let bad = form(
+        "given_name=%3Cb%3EAna&family_name=&email=nope&phone=1&reason=consultation&preferred_times=x",
+        [198, 51, 100, 2],
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let text = bad.text();
+    assert!(text.contains("Please check the form") && text.contains("not a valid email address"));
+    assert!(
+        text.contains("value=\"&lt;b&gt;Ana\""),
+        "what was typed comes back, escaped"
+    );
+    assert!(text.contains("we need your consent"));
+    let stored = c.app.get("/api/v1/appointment-requests", &c.staff).await.json();
+    assert_eq!(
+        stored["items"].as_array().map(Vec::len),
+        Some(1),
+        "the invalid form stored nothing"
+    );
+
+    let article = c.app.send(TestRequest::get().uri("/articles")).await.text();
+    assert!(
+        article.contains("href=\"/appointments/request\""),
+        "pages link to the form"
+    );
 }

@@ -48,7 +48,8 @@ pub struct AppointmentRequestBody {
 
 impl AppointmentRequestBody {
     /// Parses into the domain request; shared by the JSON route and the HTML form.
-    pub fn into_request(self, clinic: &ClinicInfo) -> Result<NewRequest, ValidationErrors> {
+    /// `requestable`: codes of the active, publicly requestable types.
+    pub fn into_request(self, clinic: &ClinicInfo, requestable: &[String]) -> Result<NewRequest, ValidationErrors> {
         let mut e = ValidationErrors::new();
         let given = e.check("given_name", PersonName::parse(&self.given_name));
         let family = e.check("family_name", PersonName::parse(&self.family_name));
@@ -66,11 +67,18 @@ impl AppointmentRequestBody {
             ));
         }
         let reason = self.reason.trim().to_owned();
-        if reason.is_empty() || reason.len() > 60 {
+        if !requestable.contains(&reason) {
             e.push(FieldError::new(
                 "reason",
                 "not_requestable",
-                "choose one of the listed reasons",
+                "this kind of appointment cannot be requested online; please call the clinic",
+            ));
+        }
+        if !self.consent_to_contact {
+            e.push(FieldError::new(
+                "consent_to_contact",
+                "consent_required",
+                "we need your consent to contact you",
             ));
         }
         let (Some(given_name), Some(family_name), Some(email), Some(phone)) = (given, family, email, phone) else {
@@ -101,7 +109,14 @@ pub async fn submit(state: &AppState, req: &HttpRequest, body: AppointmentReques
     if !state.public_limiter.allow(req.peer_addr().map(|a| a.ip())) {
         return Err(ApiError::TooManyRequests);
     }
-    let new = body.into_request(&state.clinic)?;
+    let requestable: Vec<String> = state
+        .db(clinic_scheduling::types::list)
+        .await?
+        .into_iter()
+        .filter(|t| t.active && t.publicly_requestable)
+        .map(|t| t.code)
+        .collect();
+    let new = body.into_request(&state.clinic, &requestable)?;
     let now = state.now();
     state.db(move |conn| repo::submit(conn, new, now)).await
 }
