@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod contact;
 pub mod content;
+pub mod forecast;
 pub mod ids;
 pub mod patient;
 pub mod scheduling;
