@@ -488,6 +488,11 @@ async fn bad_booking_input_names_fields_and_writes_nothing() {
             "invalid_value",
         ),
         (
+            json!({"patient_id": c.patient, "provider_id": c.provider, "appointment_type": "refill", "start": "2027-01-06T09:00:30-06:00"}),
+            "start",
+            "not_on_a_whole_minute",
+        ),
+        (
             json!({"patient_id": "nobody", "provider_id": c.provider, "appointment_type": "refill", "start": "2027-01-06T09:00:00-06:00"}),
             "patient_id",
             "invalid_id",
@@ -720,7 +725,11 @@ async fn public_requests_are_rate_limited_and_confirmed_by_staff() {
         .call(Method::POST, "/api/v1/appointment-requests", None, Some(bad))
         .await;
     res.problem(422, "validation_failed");
-    assert_eq!(res.error_fields(), ["email", "reason", "consent_to_contact"], "every problem at once");
+    assert_eq!(
+        res.error_fields(),
+        ["email", "reason", "consent_to_contact"],
+        "every problem at once"
+    );
     let mut not_public = body.clone();
     not_public["reason"] = json!("implant");
     not_public["consent_to_contact"] = json!(false);

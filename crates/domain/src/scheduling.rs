@@ -175,6 +175,8 @@ pub struct Calendar<'a> {
 /// Why a start time cannot be booked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unbookable {
+    /// Starts are whole minutes.
+    NotOnMinute,
     TooSoon,
     BeyondHorizon,
     OutsideHours,
@@ -187,6 +189,7 @@ pub enum Unbookable {
 impl Unbookable {
     pub fn code(&self) -> &'static str {
         match self {
+            Unbookable::NotOnMinute => "not_on_a_whole_minute",
             Unbookable::TooSoon => "too_soon",
             Unbookable::BeyondHorizon => "beyond_horizon",
             Unbookable::OutsideHours => "outside_working_hours",
@@ -198,6 +201,7 @@ impl Unbookable {
 
     pub fn message(&self) -> String {
         match self {
+            Unbookable::NotOnMinute => "the start must be on a whole minute (no seconds)".into(),
             Unbookable::TooSoon => "the start is sooner than this appointment type's minimum notice".into(),
             Unbookable::BeyondHorizon => "the start is beyond this appointment type's booking horizon".into(),
             Unbookable::OutsideHours => "the appointment does not fit in the provider's working hours".into(),
@@ -221,6 +225,9 @@ impl Calendar<'_> {
 
     /// Whether an appointment of `rules` may start at `start`, as seen at `now`.
     pub fn check(&self, rules: &TypeRules, start: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), Unbookable> {
+        if start.second() != 0 || start.nanosecond() != 0 {
+            return Err(Unbookable::NotOnMinute);
+        }
         if start < now + rules.min_notice {
             return Err(Unbookable::TooSoon);
         }

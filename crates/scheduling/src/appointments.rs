@@ -16,7 +16,6 @@ use clinic_store::idempotency::{self, Prior};
 use clinic_store::schema::{appointment_history, appointment_types, appointments, providers as provider_table};
 use clinic_store::{dialect, time, DbConnection};
 use diesel::prelude::*;
-use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 use crate::providers::{self, Provider};
 use crate::types::{self, AppointmentType};
@@ -277,10 +276,6 @@ pub enum Booking {
     Replayed(Appointment),
 }
 
-fn is_exclusion(e: &DieselError) -> bool {
-    matches!(e, DieselError::DatabaseError(DatabaseErrorKind::ExclusionViolation, _))
-}
-
 fn taken(conn: &mut DbConnection, provider: ProviderId, blocked: Span) -> SchedulingError {
     match busy(conn, provider, blocked, None) {
         Ok(spans) if !spans.is_empty() => {
@@ -327,8 +322,9 @@ pub fn book(
         book_in_transaction(conn, actor, new, key, clinic_zone, now)
     });
     match result {
-        // PostgreSQL: another transaction won the race; the constraint refused this one.
-        Err(SchedulingError::Store(clinic_store::StoreError::Query(ref e))) if is_exclusion(e) => {
+        // PostgreSQL: another transaction won the race and the constraint refused this one;
+        // name the appointment that won.
+        Err(SchedulingError::Conflict { code: "slot_taken", .. }) => {
             let blocked = types::get(conn, &type_code)
                 .map(|t| t.rules().blocked(start))
                 .unwrap_or(Span::new(start, start + Duration::minutes(1)));
@@ -513,15 +509,7 @@ pub fn reschedule(
         )?;
         load(conn, id)
     });
-    match result {
-        Err(SchedulingError::Store(clinic_store::StoreError::Query(ref e))) if is_exclusion(e) => {
-            Err(SchedulingError::Conflict {
-                code: "slot_taken",
-                detail: "the provider was booked at that time by another request".into(),
-            })
-        }
-        other => other,
-    }
+    result
 }
 
 /// Checks in, completes, marks no-show or cancels (with a reason). Cancelling grows the
@@ -693,9 +681,30 @@ pub fn upcoming_for_provider(
 ) -> Result<Vec<Appointment>, SchedulingError> {
     let rows: Vec<Joined> = joined_query!()
         .filter(appointments::provider_id.eq(provider.to_string()))
+        .filter(appointments::status.eq_any(LIVE))
         .filter(appointments::starts_at.ge(time::to_db(from)))
         .order(appointments::starts_at)
         .limit(limit)
         .load(conn)?;
     rows.into_iter().map(to_appointment).collect()
+}
+
+/// The first live appointment of a type for a patient starting in `[from, to)`.
+pub fn first_live_of_type(
+    conn: &mut DbConnection,
+    patient: PatientId,
+    type_code: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Option<Appointment>, SchedulingError> {
+    let row: Option<Joined> = joined_query!()
+        .filter(appointments::patient_id.eq(patient.to_string()))
+        .filter(appointments::type_code.eq(type_code))
+        .filter(appointments::status.eq_any(LIVE))
+        .filter(appointments::starts_at.ge(time::to_db(from)))
+        .filter(appointments::starts_at.lt(time::to_db(to)))
+        .order(appointments::starts_at)
+        .first(conn)
+        .optional()?;
+    row.map(to_appointment).transpose()
 }

@@ -87,13 +87,16 @@ pub fn revoke(
     now: DateTime<Utc>,
 ) -> Result<(), SchedulingError> {
     let n = dialect::write_transaction(conn, |conn| {
-        diesel::update(
+        let mine = || {
             calendar_feed_tokens::table
                 .filter(calendar_feed_tokens::id.eq(id.to_string()))
-                .filter(calendar_feed_tokens::provider_id.eq(provider.to_string())),
-        )
-        .set(calendar_feed_tokens::revoked_at.eq(time::to_db(now)))
-        .execute(conn)
+                .filter(calendar_feed_tokens::provider_id.eq(provider.to_string()))
+        };
+        // Revoking twice keeps the first revocation time.
+        diesel::update(mine().filter(calendar_feed_tokens::revoked_at.is_null()))
+            .set(calendar_feed_tokens::revoked_at.eq(time::to_db(now)))
+            .execute(conn)?;
+        mine().count().get_result::<i64>(conn)
     })?;
     if n == 0 {
         return Err(SchedulingError::NotFound("feed token"));

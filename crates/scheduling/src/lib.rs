@@ -35,7 +35,16 @@ pub enum SchedulingError {
 
 impl From<diesel::result::Error> for SchedulingError {
     fn from(e: diesel::result::Error) -> Self {
-        SchedulingError::Store(StoreError::Query(e))
+        use diesel::result::{DatabaseErrorKind, Error};
+        match e {
+            // PostgreSQL's appointments_no_overlap refused a booking that raced another:
+            // whichever path wrote it, the caller gets the same 409.
+            Error::DatabaseError(DatabaseErrorKind::ExclusionViolation, _) => SchedulingError::Conflict {
+                code: "slot_taken",
+                detail: "the provider was booked at that time by another request".into(),
+            },
+            e => SchedulingError::Store(StoreError::Query(e)),
+        }
     }
 }
 
