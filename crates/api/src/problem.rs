@@ -214,3 +214,15 @@ impl From<clinic_scheduling::SchedulingError> for ApiError {
         }
     }
 }
+
+impl From<clinic_pumps::PumpError> for ApiError {
+    fn from(e: clinic_pumps::PumpError) -> Self {
+        use clinic_pumps::PumpError;
+        match e {
+            PumpError::NotFound(what) => ApiError::NotFound(what),
+            PumpError::Conflict { code, detail } => ApiError::Conflict { code, detail },
+            PumpError::Invalid(v) => ApiError::Validation(v),
+            PumpError::Store(s) => s.into(),
+        }
+    }
+}

@@ -64,6 +64,120 @@ impl Programme {
     }
 }
 
+/// Checks flex steps given as (start, end, rate): rates not negative, and the intervals
+/// tile the 24-hour day exactly (each ends where the next begins, the last where the first
+/// begins). Returns the steps sorted by start.
+pub fn check_flex_steps(steps: &[(NaiveTime, NaiveTime, Decimal)]) -> Result<Vec<Step>, crate::ValidationErrors> {
+    use crate::FieldError;
+    let mut errors = crate::ValidationErrors::new();
+    if steps.is_empty() || steps.len() > 48 {
+        errors.push(FieldError::new(
+            "steps",
+            "invalid_steps",
+            "give 1 to 48 steps covering the 24-hour day",
+        ));
+        return Err(errors);
+    }
+    for (i, (_, _, rate)) in steps.iter().enumerate() {
+        if *rate < Decimal::ZERO {
+            errors.push(FieldError::new(
+                format!("steps[{i}].rate_per_hour"),
+                "negative",
+                "a rate cannot be negative",
+            ));
+        }
+    }
+    let mut sorted: Vec<&(NaiveTime, NaiveTime, Decimal)> = steps.iter().collect();
+    sorted.sort_by_key(|s| s.0);
+    let total: i64 = sorted.iter().map(|(a, b, _)| minutes_between(*a, *b)).sum();
+    let chained = sorted
+        .iter()
+        .enumerate()
+        .all(|(i, (_, end, _))| *end == sorted[(i + 1) % sorted.len()].0);
+    if total != 24 * 60 || !chained {
+        errors.push(FieldError::new(
+            "steps",
+            "steps_do_not_cover_the_day",
+            "the steps must cover the 24-hour day without gaps or overlaps (each ends where the next starts)",
+        ));
+    }
+    errors.finish()?;
+    Ok(sorted
+        .into_iter()
+        .map(|(start, _, rate)| Step {
+            start: *start,
+            rate_per_hour: *rate,
+        })
+        .collect())
+}
+
+/// The mass unit of a drug's doses and concentration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum MassUnit {
+    #[serde(rename = "mg")]
+    Mg,
+    #[serde(rename = "mcg")]
+    Mcg,
+}
+
+impl MassUnit {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            MassUnit::Mg => "mg",
+            MassUnit::Mcg => "mcg",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "mg" => Some(MassUnit::Mg),
+            "mcg" => Some(MassUnit::Mcg),
+            _ => None,
+        }
+    }
+
+    /// The concentration unit that goes with it.
+    pub fn per_ml(&self) -> &'static str {
+        match self {
+            MassUnit::Mg => "mg/mL",
+            MassUnit::Mcg => "mcg/mL",
+        }
+    }
+}
+
+/// Which stability limit applies to a fill: the first fill of a new pump, else diluted,
+/// else undiluted; a more specific limit that is unknown falls back to the general one.
+pub fn stability_for(
+    first_fill: bool,
+    diluted: bool,
+    undiluted: Option<u32>,
+    diluted_limit: Option<u32>,
+    first: Option<u32>,
+) -> Option<u32> {
+    let general = if diluted {
+        diluted_limit.or(undiluted)
+    } else {
+        undiluted
+    };
+    if first_fill {
+        first.or(general)
+    } else {
+        general
+    }
+}
+
+/// A refill discrepancy worth review: more than 1 mL off on reservoirs up to 20 mL, more
+/// than 2 mL on larger ones (intrathecal.md §3 rule 9).
+pub fn is_discrepancy(reservoir_ml: Decimal, expected_ml: Decimal, found_ml: Decimal) -> bool {
+    let tolerance = if reservoir_ml <= Decimal::from(20) {
+        Decimal::ONE
+    } else {
+        Decimal::TWO
+    };
+    (expected_ml - found_ml).abs() > tolerance
+}
+
 /// Minutes from `a` to the next `b` on the clock (a full day when equal).
 fn minutes_between(a: NaiveTime, b: NaiveTime) -> i64 {
     let d = (b - a).num_minutes();
@@ -286,14 +400,14 @@ fn rate_at(zone: ClinicZone, steps: &[Step], at: DateTime<Utc>) -> Decimal {
 
 const SECONDS_PER_HOUR: i64 = 3600;
 
-/// Walks from the fill instant until `usable` mL have been delivered.
-fn simulate(
+/// Walks the delivery segments from the fill instant (each with a constant mL/hour) and
+/// hands each to `visit` until it returns `Some` or the horizon ends.
+fn walk<T>(
     inputs: &Inputs,
     concentration: Decimal,
     factor: Decimal,
-    usable: Decimal,
-) -> Result<DateTime<Utc>, String> {
-    let mut remaining = usable;
+    mut visit: impl FnMut(DateTime<Utc>, DateTime<Utc>, Decimal) -> Option<T>,
+) -> Option<T> {
     let mut t = inputs.filled_at;
     let end = inputs.filled_at + Duration::days(HORIZON_DAYS);
     let mut changes: Vec<DateTime<Utc>> = inputs
@@ -304,7 +418,7 @@ fn simulate(
         .collect();
     changes.sort();
     while t < end {
-        let programme = programme_at(&inputs.programmes, t).ok_or("no dose programme is recorded")?;
+        let programme = programme_at(&inputs.programmes, t)?;
         let next_change = changes.iter().find(|c| **c > t).copied().unwrap_or(end);
         let (rate, segment_end) = match &programme.delivery {
             Delivery::Continuous { daily_dose } => (*daily_dose / Decimal::from(24), next_change),
@@ -313,31 +427,76 @@ fn simulate(
                 next_step_boundary(inputs.zone, steps, t).min(next_change),
             ),
         };
-        // mL per hour in this segment.
         let ml_per_hour = (rate + programme.bolus_per_hour()) / concentration * factor;
-        let seconds = (segment_end - t).num_seconds();
-        if ml_per_hour > Decimal::ZERO {
-            let segment_ml = ml_per_hour * Decimal::from(seconds) / Decimal::from(SECONDS_PER_HOUR);
-            if segment_ml >= remaining {
-                // Seconds into the segment when the alarm volume is reached, rounded down.
-                let exact = remaining / ml_per_hour * Decimal::from(SECONDS_PER_HOUR);
-                let whole = exact
-                    .floor()
-                    .to_i64()
-                    .ok_or("the alarm lies beyond the forecast horizon")?;
-                return Ok(t + Duration::seconds(whole));
-            }
-            remaining -= segment_ml;
+        if let Some(found) = visit(t, segment_end, ml_per_hour) {
+            return Some(found);
         }
         t = segment_end;
     }
-    if inputs.programmes.iter().all(|p| p.daily_amount() <= Decimal::ZERO) {
-        Err("the programme delivers nothing while the reservoir holds drug".to_owned())
-    } else {
-        Err(format!(
+    None
+}
+
+fn hours(from: DateTime<Utc>, to: DateTime<Utc>) -> Decimal {
+    Decimal::from((to - from).num_seconds()) / Decimal::from(SECONDS_PER_HOUR)
+}
+
+/// Walks from the fill instant until `usable` mL have been delivered.
+fn simulate(
+    inputs: &Inputs,
+    concentration: Decimal,
+    factor: Decimal,
+    usable: Decimal,
+) -> Result<DateTime<Utc>, String> {
+    let mut remaining = usable;
+    let found = walk(inputs, concentration, factor, |start, end, ml_per_hour| {
+        if ml_per_hour <= Decimal::ZERO {
+            return None;
+        }
+        let segment_ml = ml_per_hour * hours(start, end);
+        if segment_ml >= remaining {
+            // Seconds into the segment when the alarm volume is reached, rounded down.
+            let exact = remaining / ml_per_hour * Decimal::from(SECONDS_PER_HOUR);
+            return Some(exact.floor().to_i64().map(|s| start + Duration::seconds(s)));
+        }
+        remaining -= segment_ml;
+        None
+    });
+    match found {
+        Some(Some(at)) => Ok(at),
+        Some(None) => Err("the alarm lies beyond the forecast horizon".to_owned()),
+        None if inputs.programmes.iter().all(|p| p.daily_amount() <= Decimal::ZERO) => {
+            Err("the programme delivers nothing while the reservoir holds drug".to_owned())
+        }
+        None => Err(format!(
             "the reservoir would last beyond {HORIZON_DAYS} days; check the programme"
-        ))
+        )),
     }
+}
+
+/// The volume the reservoir should hold at `at` (fill − priming bolus − delivered, never
+/// below zero), or `None` when the inputs cannot say (no concentration or programme).
+pub fn expected_volume(inputs: &Inputs, at: DateTime<Utc>) -> Option<Decimal> {
+    let c = inputs.concentration.filter(|c| *c > Decimal::ZERO)?;
+    if inputs.programmes.is_empty() || at < inputs.filled_at {
+        return None;
+    }
+    let factor = inputs.over_infusion_factor.unwrap_or(Decimal::ONE);
+    let mut delivered = Decimal::ZERO;
+    walk(inputs, c, factor, |start, end, ml_per_hour| {
+        if end >= at {
+            delivered += ml_per_hour * hours(start, at);
+            return Some(());
+        }
+        delivered += ml_per_hour * hours(start, end);
+        None
+    })?;
+    // To the microlitre: recurring decimals (5/24/25 mL/h) leave digits no one can measure.
+    Some(
+        (inputs.fill_volume_ml - inputs.prime_volume_ml - delivered)
+            .max(Decimal::ZERO)
+            .round_dp(3)
+            .normalize(),
+    )
 }
 
 #[cfg(test)]

@@ -119,9 +119,10 @@ fn seed(settings: &Settings) -> Result<(), String> {
     let now = clinic_store::time::now();
     let report = clinic_content::seed::run(&mut conn, now).map_err(|e| e.to_string())?;
     let types = clinic_scheduling::types::seed(&mut conn, now).map_err(|e| e.to_string())?;
+    let (models, drugs) = clinic_pumps::catalog::seed(&mut conn, now).map_err(|e| e.to_string())?;
     println!(
-        "seed: added {} conditions, {} screening criteria, {} articles, {} appointment types",
-        report.conditions, report.criteria, report.articles, types
+        "seed: added {} conditions, {} screening criteria, {} articles, {} appointment types, {} pump models, {} drugs",
+        report.conditions, report.criteria, report.articles, types, models, drugs
     );
     Ok(())
 }

@@ -70,6 +70,18 @@ pub fn run(settings: Settings) -> Result<(), String> {
                 clinic_scheduling::types::seed(&mut conn, clinic_store::time::now()).map_err(|e| e.to_string())?;
             tracing::info!(appointment_types = added, "no appointment types: loaded the defaults");
         }
+        if clinic_pumps::catalog::models(&mut conn)
+            .map_err(|e| e.to_string())?
+            .is_empty()
+        {
+            let (models, drugs) =
+                clinic_pumps::catalog::seed(&mut conn, clinic_store::time::now()).map_err(|e| e.to_string())?;
+            tracing::info!(
+                pump_models = models,
+                drugs,
+                "empty catalogues: loaded the sourced defaults"
+            );
+        }
     }
     if !settings.clinic_phone_configured {
         tracing::warn!("CLINIC_PHONE is not set: a placeholder number will be shown to patients");

@@ -174,6 +174,12 @@ diesel::allow_tables_to_appear_in_same_query!(
     idempotency_keys,
     calendar_feed_tokens,
     appointment_requests,
+    pump_models,
+    drugs,
+    forecast_policy,
+    pumps,
+    pump_fills,
+    pump_programs,
 );
 
 diesel::table! {
@@ -312,3 +318,107 @@ diesel::joinable!(appointments -> providers (provider_id));
 diesel::joinable!(appointments -> patients (patient_id));
 diesel::joinable!(appointments -> appointment_types (type_code));
 diesel::joinable!(appointment_history -> appointments (appointment_id));
+
+diesel::table! {
+    pump_models (code) {
+        code -> Text,
+        manufacturer -> Text,
+        model -> Text,
+        reservoir_ml -> Text,
+        default_alarm_ml -> Text,
+        service_life_months -> BigInt,
+        source -> Text,
+        version -> BigInt,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    drugs (code) {
+        code -> Text,
+        name -> Text,
+        unit -> Text,
+        stability_undiluted_days -> Nullable<BigInt>,
+        stability_diluted_days -> Nullable<BigInt>,
+        stability_first_fill_days -> Nullable<BigInt>,
+        source -> Text,
+        version -> BigInt,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    forecast_policy (id) {
+        id -> Text,
+        margin_days -> BigInt,
+        over_infusion_factor -> Nullable<Text>,
+        version -> BigInt,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    pumps (id) {
+        id -> Text,
+        patient_id -> Text,
+        model_code -> Text,
+        serial_number -> Text,
+        implanted_on -> Text,
+        reservoir_ml -> Text,
+        alarm_ml -> Text,
+        replacement_indicator_on -> Nullable<Text>,
+        replacement_deadline -> Text,
+        status -> Text,
+        version -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        due_date -> Text,
+        due_binding -> Text,
+        alarm_at -> Nullable<Timestamp>,
+        forecast -> Text,
+        forecast_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    pump_fills (id) {
+        id -> Text,
+        pump_id -> Text,
+        filled_at -> Timestamp,
+        drug_code -> Text,
+        concentration -> Text,
+        concentration_unit -> Text,
+        diluted -> Bool,
+        volume_ml -> Text,
+        residual_ml -> Text,
+        prime_ml -> Text,
+        first_fill -> Bool,
+        stability_days -> BigInt,
+        clinician -> Text,
+        expected_residual_ml -> Nullable<Text>,
+        discrepancy -> Bool,
+        recorded_by -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    pump_programs (id) {
+        id -> Text,
+        pump_id -> Text,
+        effective_at -> Timestamp,
+        kind -> Text,
+        daily_dose -> Nullable<Text>,
+        steps -> Nullable<Text>,
+        bolus_dose -> Text,
+        bolus_max_per_day -> BigInt,
+        recorded_by -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(pumps -> patients (patient_id));
+diesel::joinable!(pumps -> pump_models (model_code));
+diesel::joinable!(pump_fills -> pumps (pump_id));
+diesel::joinable!(pump_fills -> drugs (drug_code));
+diesel::joinable!(pump_programs -> pumps (pump_id));

@@ -7,6 +7,7 @@ pub mod conditions;
 pub mod health;
 pub mod patients;
 pub mod providers;
+pub mod pumps;
 pub mod requests;
 pub mod screening;
 pub mod tokens;
@@ -31,7 +32,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
                 .configure(screening::configure)
                 .configure(providers::configure)
                 .configure(appointments::configure)
-                .configure(requests::configure),
+                .configure(requests::configure)
+                .configure(pumps::configure),
         );
 }
 

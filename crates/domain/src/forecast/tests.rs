@@ -348,6 +348,68 @@ fn a_reprogramming_after_the_fill_changes_the_rate_from_its_instant() {
     );
 }
 
+#[test]
+fn expected_volume_follows_the_programme() {
+    let filled = local(2027, 1, 4, 9, 0);
+    let i = inputs("40.0", "2.0", "25", continuous("5", filled), filled, 180);
+    assert_eq!(expected_volume(&i, filled + Duration::days(10)), Some(d("38.0")));
+    assert_eq!(
+        expected_volume(&i, filled + Duration::days(300)),
+        Some(Decimal::ZERO),
+        "never below zero"
+    );
+    assert_eq!(expected_volume(&i, filled - Duration::days(1)), None);
+    assert_eq!(
+        expected_volume(
+            &Inputs {
+                concentration: None,
+                ..i
+            },
+            filled
+        ),
+        None
+    );
+}
+
+#[test]
+fn flex_steps_must_tile_the_day() {
+    let t = |h, m| NaiveTime::from_hms_opt(h, m, 0).expect("time");
+    let ok = check_flex_steps(&[(t(22, 0), t(6, 0), d("35")), (t(6, 0), t(22, 0), d("20"))]).expect("valid");
+    assert_eq!(ok.iter().map(|s| s.start).collect::<Vec<_>>(), [t(6, 0), t(22, 0)]);
+    assert!(
+        check_flex_steps(&[(t(0, 0), t(0, 0), d("5"))]).is_ok(),
+        "one step all day"
+    );
+    let gap = check_flex_steps(&[(t(6, 0), t(20, 0), d("20")), (t(22, 0), t(6, 0), d("35"))]).expect_err("gap");
+    assert_eq!(gap.errors()[0].code, "steps_do_not_cover_the_day");
+    assert!(
+        check_flex_steps(&[(t(6, 0), t(23, 0), d("20")), (t(22, 0), t(6, 0), d("35"))]).is_err(),
+        "overlap"
+    );
+    assert_eq!(
+        check_flex_steps(&[(t(0, 0), t(0, 0), d("-1"))])
+            .expect_err("negative")
+            .errors()[0]
+            .field,
+        "steps[0].rate_per_hour"
+    );
+    assert!(check_flex_steps(&[]).is_err());
+}
+
+#[test]
+fn stability_and_discrepancy_rules() {
+    assert_eq!(stability_for(false, false, Some(84), Some(40), Some(14)), Some(84));
+    assert_eq!(stability_for(false, true, Some(84), Some(40), Some(14)), Some(40));
+    assert_eq!(stability_for(true, true, Some(84), Some(40), Some(14)), Some(14));
+    assert_eq!(stability_for(true, false, Some(180), None, None), Some(180));
+    assert_eq!(stability_for(false, true, Some(180), None, None), Some(180));
+    assert_eq!(stability_for(false, false, None, None, None), None, "fentanyl: no data");
+    assert!(!is_discrepancy(d("20"), d("3.0"), d("2.1")));
+    assert!(is_discrepancy(d("20"), d("3.0"), d("1.9")));
+    assert!(!is_discrepancy(d("40"), d("3.0"), d("1.1")));
+    assert!(is_discrepancy(d("40"), d("3.0"), d("0.9")));
+}
+
 // --- properties ---------------------------------------------------------------------
 
 fn flex_programme(filled: DateTime<Utc>, day: u32, night: u32, bolus: u32) -> Vec<Programme> {

@@ -1,0 +1,116 @@
+//! The refill worklist (active pumps due within N days or overdue, soonest first, with the
+//! facts staff act on) and suggested refill slots. Reads through `clinic-scheduling`.
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use clinic_domain::forecast::Binding;
+use clinic_domain::scheduling::{Slot, Span};
+use clinic_domain::time::{ClinicZone, LocalTime};
+use clinic_patients::audit::{Actor, AuditWriter, PendingEvent};
+use clinic_scheduling::appointments;
+use clinic_scheduling::providers::Provider;
+use clinic_scheduling::types::REFILL;
+use clinic_store::schema::{patients, pumps};
+use clinic_store::DbConnection;
+use diesel::prelude::*;
+
+use crate::registry::{self, Pump};
+use crate::PumpError;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorklistEntry {
+    pub pump: Pump,
+    pub patient_name: String,
+    pub overdue: bool,
+    pub due_now_missing_data: bool,
+    pub discrepancy_at_last_fill: bool,
+    pub replacement_due: bool,
+    /// A live refill appointment on or before the due date, if one is booked.
+    pub refill_booked: Option<appointments::Appointment>,
+}
+
+/// The first instant of the day after `d` on the clinic's calendar.
+fn end_of_day(zone: ClinicZone, d: NaiveDate) -> DateTime<Utc> {
+    let next = (d + Duration::days(1)).and_hms_opt(0, 0, 0).unwrap_or_default();
+    match zone.resolve_local(next) {
+        LocalTime::Single(t) | LocalTime::Repeated(t, _) => t,
+        LocalTime::Skipped => next.and_utc(),
+    }
+}
+
+/// Active pumps due on or before today + `within_days` (overdue ones included), soonest
+/// first. Uses the stored, indexed due date; each listed patient's access is audited.
+pub fn refills(
+    conn: &mut DbConnection,
+    audit: &AuditWriter,
+    actor: &Actor,
+    within_days: u32,
+    limit: i64,
+    zone: ClinicZone,
+    now: DateTime<Utc>,
+) -> Result<Vec<WorklistEntry>, PumpError> {
+    let today = zone.local_date(now);
+    let until = (today + Duration::days(i64::from(within_days)))
+        .format("%Y-%m-%d")
+        .to_string();
+    let ids: Vec<(String, String, String)> = pumps::table
+        .inner_join(patients::table)
+        .filter(pumps::status.eq("active"))
+        .filter(pumps::due_date.le(&until))
+        .order((pumps::due_date, pumps::id))
+        .limit(limit)
+        .select((pumps::id, patients::given_name, patients::family_name))
+        .load(conn)?;
+    let mut entries = Vec::with_capacity(ids.len());
+    let mut events = Vec::new();
+    for (id, given, family) in ids {
+        let pump: Pump = registry::get_unaudited(conn, &id)?;
+        let due = pump.forecast.due_date;
+        let filled_at = pump.forecast.inputs.filled_at.unwrap_or(now - Duration::days(3650));
+        let booked = appointments::first_live_of_type(conn, pump.patient_id, REFILL, filled_at, end_of_day(zone, due))?;
+        events.push(PendingEvent {
+            actor: actor.clone(),
+            action: "pump.worklist",
+            subject_type: "patient",
+            subject_id: pump.patient_id.to_string(),
+            at: now,
+        });
+        entries.push(WorklistEntry {
+            overdue: due < today,
+            due_now_missing_data: pump.forecast.binding == Binding::MissingData,
+            discrepancy_at_last_fill: registry::last_fill_discrepancy(conn, &id)?,
+            replacement_due: pump.replacement_deadline <= today + Duration::days(i64::from(within_days)),
+            patient_name: format!("{given} {family}"),
+            refill_booked: booked,
+            pump,
+        });
+    }
+    audit.record(events)?;
+    Ok(entries)
+}
+
+/// Free refill slots in [due − 14 days, due] (from now on), earliest first, across every
+/// active provider.
+pub fn refill_slots(
+    conn: &mut DbConnection,
+    audit: &AuditWriter,
+    actor: &Actor,
+    pump_id: &str,
+    zone: ClinicZone,
+    now: DateTime<Utc>,
+) -> Result<(NaiveDate, Vec<(Provider, Slot)>), PumpError> {
+    let pump = registry::get(conn, audit, actor, pump_id, now)?;
+    let due = pump.forecast.due_date;
+    let window_start = end_of_day(zone, due - Duration::days(15)).max(now);
+    let window_end = end_of_day(zone, due);
+    if window_start >= window_end {
+        return Ok((due, Vec::new()));
+    }
+    let found = appointments::availability(conn, None, REFILL, Span::new(window_start, window_end), zone, now)?;
+    let mut slots: Vec<(Provider, Slot)> = found
+        .into_iter()
+        .flat_map(|(p, slots)| slots.into_iter().map(move |s| (p.clone(), s)))
+        .collect();
+    slots.sort_by_key(|(p, s)| (s.start, p.name.clone()));
+    slots.truncate(50);
+    Ok((due, slots))
+}
