@@ -13,6 +13,7 @@ pub mod middleware;
 pub mod openapi;
 pub mod pages;
 pub mod pagination;
+pub mod plot;
 pub mod problem;
 pub mod rate_limit;
 pub mod routes;

@@ -99,6 +99,17 @@ async fn example_1_morphine_through_the_api() {
     assert_eq!(f["daily_volume_ml"], "0.2");
     assert!(f["explanation"].as_str().expect("text").contains("2027-07-03"));
     assert_eq!(f["inputs"]["concentration"], "25");
+    let plot = c.app.get(f["plot_url"].as_str().expect("plot url"), &c.staff).await;
+    assert_eq!(plot.header("content-type").as_deref(), Some("image/svg+xml"));
+    let svg = plot.text();
+    assert!(
+        svg.starts_with("<svg") && svg.contains("refill due 2027-07-03") && svg.contains("low-reservoir alarm (2"),
+        "{}",
+        &svg[..300.min(svg.len())]
+    );
+    if let Ok(path) = std::env::var("CLINIC_PLOT_OUT") {
+        std::fs::write(path, &svg).expect("write plot");
+    }
 
     // The clinic's 90-day morphine limit: the next fill gets it.
     let drug = c.app.get("/api/v1/drugs", &c.staff).await.json();

@@ -820,3 +820,39 @@ pub fn recompute_all(conn: &mut DbConnection, zone: ClinicZone, now: DateTime<Ut
     }
     Ok(ids.len())
 }
+
+/// The expected reservoir volume from the last fill until a little past the alarm, sampled
+/// every `step` (for the forecast plot), with the stored forecast. Empty without a fill.
+pub fn volume_curve(
+    conn: &mut DbConnection,
+    audit: &AuditWriter,
+    actor: &Actor,
+    pump_id: &str,
+    zone: ClinicZone,
+    now: DateTime<Utc>,
+) -> Result<(Pump, Vec<(DateTime<Utc>, Decimal)>), PumpError> {
+    let pump = get(conn, audit, actor, pump_id, now)?;
+    let row = load_row(conn, pump_id)?;
+    let (inputs, _) = inputs_for(conn, &row, zone)?;
+    let Some(inputs) = inputs else {
+        return Ok((pump, Vec::new()));
+    };
+    let end = pump
+        .forecast
+        .alarm_at
+        .map(|a| a + Duration::days(3))
+        .unwrap_or(inputs.filled_at + Duration::days(30))
+        .max(now.min(inputs.filled_at + Duration::days(3 * 366)));
+    let total = (end - inputs.filled_at).num_minutes().max(1);
+    // About 400 points, whatever the span.
+    let step = Duration::minutes((total / 400).max(30));
+    let mut points = Vec::new();
+    let mut t = inputs.filled_at;
+    while t <= end {
+        if let Some(v) = forecast::expected_volume(&inputs, t) {
+            points.push((t, v));
+        }
+        t += step;
+    }
+    Ok((pump, points))
+}

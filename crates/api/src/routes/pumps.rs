@@ -41,6 +41,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(create_program)
         .service(list_programs)
         .service(get_pump_forecast)
+        .service(get_pump_forecast_svg)
         .service(list_refill_worklist)
         .service(list_refill_slots);
 }
@@ -1050,6 +1051,8 @@ pub struct ForecastResponse {
     /// Every input the forecast used.
     #[schema(value_type = Object)]
     pub inputs: serde_json::Value,
+    /// The forecast drawn as SVG.
+    pub plot_url: String,
 }
 
 /// A plain-language account of a stored forecast.
@@ -1108,6 +1111,7 @@ pub async fn get_pump_forecast(
     let f = pump.forecast;
     Ok(web::Json(ForecastResponse {
         explanation: explain(&f, state.clinic.time_zone),
+        plot_url: format!("/api/v1/pumps/{}/forecast.svg", pump.id),
         pump_id: pump.id,
         due_date: f.due_date,
         binding: f.binding,
@@ -1121,6 +1125,40 @@ pub async fn get_pump_forecast(
         computed_at: f.computed_at,
         inputs: serde_json::to_value(&f.inputs).map_err(|e| ApiError::Internal(e.to_string()))?,
     }))
+}
+
+/// The forecast as a picture: expected reservoir volume from the last fill to the alarm,
+/// with the alarm volume, the refill due date and today marked.
+#[utoipa::path(
+    tag = "pumps",
+    security(("bearer" = ["pumps:read"])),
+    params(("id" = String, Path, description = "Pump id")),
+    responses((status = 200, description = "SVG image", content_type = "image/svg+xml", body = String))
+)]
+#[get("/pumps/{id}/forecast.svg")]
+pub async fn get_pump_forecast_svg(
+    state: web::Data<AppState>,
+    auth: Authorized<scopes::PumpsRead>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = pump_id(&id)?;
+    let (audit, now, zone) = (state.audit.clone(), state.now(), state.clinic.time_zone);
+    let (pump, points) = state
+        .db(move |conn| repo::volume_curve(conn, &audit, &auth.actor, &id, zone, now))
+        .await?;
+    let svg = crate::plot::forecast_svg(&crate::plot::PlotInput {
+        serial: &pump.serial_number,
+        filled_at: pump.forecast.inputs.filled_at.unwrap_or(now),
+        points: &points,
+        alarm_ml: pump.alarm_ml,
+        alarm_at: pump.forecast.alarm_at,
+        due_date: pump.forecast.due_date,
+        binding: pump.forecast.binding.as_str(),
+        now,
+        zone,
+    })
+    .map_err(ApiError::Internal)?;
+    Ok(HttpResponse::Ok().content_type("image/svg+xml").body(svg))
 }
 
 // ---- worklist and slots --------------------------------------------------------------------
