@@ -250,8 +250,8 @@ pub struct Forecast {
     pub problems: Vec<String>,
 }
 
-/// How far the simulation looks ahead; a pump that would last longer is capped here (the
-/// stability and battery limits are far shorter in practice).
+/// How far the simulation looks ahead. A reservoir that lasts longer has no volume limit in
+/// the forecast (stability and battery, far shorter in practice, bind instead).
 const HORIZON_DAYS: i64 = 3 * 366;
 
 /// Computes the forecast. `today` is the clinic's current date, used for "due now".
@@ -303,7 +303,8 @@ pub fn forecast(inputs: &Inputs, today: NaiveDate) -> Forecast {
             let first = programme_at(&inputs.programmes, inputs.filled_at);
             let daily = first.map(|p| p.daily_amount() / c * factor);
             match simulate(inputs, c, factor, usable) {
-                Ok(at) => (Some(at), daily),
+                // None: the reservoir outlasts the look-ahead; stability or battery binds.
+                Ok(at) => (at, daily),
                 Err(problem) => {
                     problems.push(problem);
                     (None, daily)
@@ -372,10 +373,10 @@ fn next_step_boundary(zone: ClinicZone, steps: &[Step], at: DateTime<Utc>) -> Da
             let instant = match zone.resolve_local(wall) {
                 LocalTime::Single(t) => t,
                 LocalTime::Repeated(first, _) => first,
-                // A start inside the spring-forward gap begins when the clock jumps.
-                LocalTime::Skipped => match zone.resolve_local(wall + Duration::hours(1)) {
-                    LocalTime::Single(t) | LocalTime::Repeated(t, _) => t - Duration::hours(1),
-                    LocalTime::Skipped => continue,
+                // A start inside the spring-forward gap begins when the clock jumps past it.
+                LocalTime::Skipped => match first_instant_at_or_after(zone, wall) {
+                    Some(t) => t,
+                    None => continue,
                 },
             };
             if instant > at && best.is_none_or(|b| instant < b) {
@@ -384,6 +385,28 @@ fn next_step_boundary(zone: ClinicZone, steps: &[Step], at: DateTime<Utc>) -> Da
         }
     }
     best.unwrap_or(at + Duration::hours(1))
+}
+
+/// The first instant whose wall time is at or after `wall` (for wall times that do not
+/// exist: the moment the clock jumps over them), found by bisection to the second.
+fn first_instant_at_or_after(zone: ClinicZone, wall: chrono::NaiveDateTime) -> Option<DateTime<Utc>> {
+    let instant = |w| match zone.resolve_local(w) {
+        LocalTime::Single(t) | LocalTime::Repeated(t, _) => Some(t),
+        LocalTime::Skipped => None,
+    };
+    // Whole seconds: clocks change on a second, and the forecast counts in seconds.
+    let mut lo = instant(wall - Duration::hours(3))?.timestamp();
+    let mut hi = instant(wall + Duration::hours(3))?.timestamp();
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        let at = DateTime::from_timestamp(mid, 0)?;
+        if at.with_timezone(&zone.tz()).naive_local() >= wall {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    DateTime::from_timestamp(hi, 0)
 }
 
 /// The step rate in force at `at` (by wall clock).
@@ -440,13 +463,14 @@ fn hours(from: DateTime<Utc>, to: DateTime<Utc>) -> Decimal {
     Decimal::from((to - from).num_seconds()) / Decimal::from(SECONDS_PER_HOUR)
 }
 
-/// Walks from the fill instant until `usable` mL have been delivered.
+/// Walks from the fill instant until `usable` mL have been delivered: `Ok(None)` when that
+/// lies beyond the look-ahead.
 fn simulate(
     inputs: &Inputs,
     concentration: Decimal,
     factor: Decimal,
     usable: Decimal,
-) -> Result<DateTime<Utc>, String> {
+) -> Result<Option<DateTime<Utc>>, String> {
     let mut remaining = usable;
     let found = walk(inputs, concentration, factor, |start, end, ml_per_hour| {
         if ml_per_hour <= Decimal::ZERO {
@@ -462,14 +486,12 @@ fn simulate(
         None
     });
     match found {
-        Some(Some(at)) => Ok(at),
-        Some(None) => Err("the alarm lies beyond the forecast horizon".to_owned()),
+        Some(Some(at)) => Ok(Some(at)),
+        Some(None) => Ok(None),
         None if inputs.programmes.iter().all(|p| p.daily_amount() <= Decimal::ZERO) => {
             Err("the programme delivers nothing while the reservoir holds drug".to_owned())
         }
-        None => Err(format!(
-            "the reservoir would last beyond {HORIZON_DAYS} days; check the programme"
-        )),
+        None => Ok(None),
     }
 }
 
@@ -480,7 +502,9 @@ pub fn expected_volume(inputs: &Inputs, at: DateTime<Utc>) -> Option<Decimal> {
     if inputs.programmes.is_empty() || at < inputs.filled_at {
         return None;
     }
-    let factor = inputs.over_infusion_factor.unwrap_or(Decimal::ONE);
+    // The residual check compares with what the programme delivers; the over-infusion
+    // factor is a planning margin for the due date, not an expectation.
+    let factor = Decimal::ONE;
     let mut delivered = Decimal::ZERO;
     walk(inputs, c, factor, |start, end, ml_per_hour| {
         if end >= at {

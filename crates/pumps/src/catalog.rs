@@ -159,7 +159,7 @@ pub fn update_drug(
             return Err(stale(d.version));
         }
         let pick = |new: Option<Option<u32>>, old: Option<u32>| new.unwrap_or(old).map(i64::from);
-        diesel::update(drugs::table.find(code))
+        let written = diesel::update(drugs::table.find(code).filter(drugs::version.eq(expected_version)))
             .set((
                 drugs::name.eq(c.name.unwrap_or(d.name)),
                 drugs::stability_undiluted_days.eq(pick(c.stability_undiluted_days, d.stability_undiluted_days)),
@@ -170,6 +170,9 @@ pub fn update_drug(
                 drugs::updated_at.eq(time::to_db(now)),
             ))
             .execute(conn)?;
+        if written != 1 {
+            return Err(stale(expected_version + 1));
+        }
         drug(conn, code)
     })
 }

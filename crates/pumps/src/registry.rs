@@ -218,6 +218,19 @@ impl ProgramRow {
     }
 }
 
+/// Takes the pump's row lock for the rest of the transaction (a no-op update): concurrent
+/// fills, programmes and edits of one pump then run one after the other on PostgreSQL, so
+/// each recomputed forecast sees the other's rows. SQLite's writer lock already does this.
+fn lock(conn: &mut DbConnection, id: &str) -> Result<(), PumpError> {
+    let n = diesel::update(pumps::table.find(id))
+        .set(pumps::version.eq(pumps::version))
+        .execute(conn)?;
+    if n == 0 {
+        return Err(PumpError::NotFound("pump"));
+    }
+    Ok(())
+}
+
 fn load_row(conn: &mut DbConnection, id: &str) -> Result<PumpRow, PumpError> {
     pumps::table
         .find(id)
@@ -533,6 +546,7 @@ pub fn update(
     now: DateTime<Utc>,
 ) -> Result<Pump, PumpError> {
     dialect::write_transaction(conn, |conn| {
+        lock(conn, id)?;
         let row = load_row(conn, id)?;
         if row.version != expected_version {
             return Err(stale(row.version));
@@ -550,7 +564,7 @@ pub fn update(
         }
         let eri = c.replacement_indicator_on.unwrap_or(pump.replacement_indicator_on);
         let status = if c.explanted { "explanted" } else { pump.status.as_str() };
-        diesel::update(pumps::table.find(id))
+        diesel::update(pumps::table.find(id).filter(pumps::version.eq(expected_version)))
             .set((
                 pumps::serial_number.eq(&serial),
                 pumps::alarm_ml.eq(alarm.to_string()),
@@ -604,6 +618,7 @@ pub fn record_fill(
     now: DateTime<Utc>,
 ) -> Result<FillOutcome, PumpError> {
     dialect::write_transaction(conn, |conn| {
+        lock(conn, pump_id)?;
         let row = load_row(conn, pump_id)?;
         if row.status != "active" {
             return Err(PumpError::Conflict {
@@ -762,6 +777,7 @@ pub fn record_programme(
     now: DateTime<Utc>,
 ) -> Result<(ProgramRow, StoredForecast), PumpError> {
     dialect::write_transaction(conn, |conn| {
+        lock(conn, pump_id)?;
         let row = load_row(conn, pump_id)?;
         if row.status != "active" {
             return Err(PumpError::Conflict {
@@ -821,6 +837,9 @@ pub fn recompute_all(conn: &mut DbConnection, zone: ClinicZone, now: DateTime<Ut
     Ok(ids.len())
 }
 
+/// Expected reservoir volumes over time.
+pub type VolumeCurve = Vec<(DateTime<Utc>, Decimal)>;
+
 /// The expected reservoir volume from the last fill until a little past the alarm, sampled
 /// every `step` (for the forecast plot), with the stored forecast. Empty without a fill.
 pub fn volume_curve(
@@ -830,7 +849,7 @@ pub fn volume_curve(
     pump_id: &str,
     zone: ClinicZone,
     now: DateTime<Utc>,
-) -> Result<(Pump, Vec<(DateTime<Utc>, Decimal)>), PumpError> {
+) -> Result<(Pump, VolumeCurve), PumpError> {
     let pump = get(conn, audit, actor, pump_id, now)?;
     let row = load_row(conn, pump_id)?;
     let (inputs, _) = inputs_for(conn, &row, zone)?;

@@ -65,8 +65,14 @@ pub fn refills(
     for (id, given, family) in ids {
         let pump: Pump = registry::get_unaudited(conn, &id)?;
         let due = pump.forecast.due_date;
-        let filled_at = pump.forecast.inputs.filled_at.unwrap_or(now - Duration::days(3650));
-        let booked = appointments::first_live_of_type(conn, pump.patient_id, REFILL, filled_at, end_of_day(zone, due))?;
+        // A refill still ahead (from the start of today) and after the last fill counts.
+        let start_of_today = end_of_day(zone, today - Duration::days(1));
+        let from = pump
+            .forecast
+            .inputs
+            .filled_at
+            .map_or(start_of_today, |f| f.max(start_of_today));
+        let booked = appointments::first_live_of_type(conn, pump.patient_id, REFILL, from, end_of_day(zone, due))?;
         events.push(PendingEvent {
             actor: actor.clone(),
             action: "pump.worklist",
@@ -100,8 +106,10 @@ pub fn refill_slots(
 ) -> Result<(NaiveDate, Vec<(Provider, Slot)>), PumpError> {
     let pump = registry::get(conn, audit, actor, pump_id, now)?;
     let due = pump.forecast.due_date;
+    // Overdue or due now: offer the next 14 days instead of an empty window.
+    let today = zone.local_date(now);
     let window_start = end_of_day(zone, due - Duration::days(15)).max(now);
-    let window_end = end_of_day(zone, due);
+    let window_end = end_of_day(zone, due.max(today + Duration::days(14)));
     if window_start >= window_end {
         return Ok((due, Vec::new()));
     }

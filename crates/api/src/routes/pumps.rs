@@ -1064,15 +1064,24 @@ pub fn explain(f: &StoredForecast, zone: clinic_domain::time::ClinicZone) -> Str
         );
     }
     let mut parts = Vec::new();
-    if let (Some(alarm), Some(daily)) = (f.alarm_at, f.daily_volume_ml) {
-        let local = alarm.with_timezone(&zone.tz());
-        parts.push(format!(
-            "At {daily} mL a day, the {} mL usable volume lasts until the low-reservoir alarm on {} at {} ({}).",
-            f.usable_volume_ml,
-            local.format("%Y-%m-%d"),
-            local.format("%H:%M"),
-            zone.name()
-        ));
+    match (f.alarm_at, f.daily_volume_ml) {
+        (Some(alarm), Some(daily)) => {
+            let local = alarm.with_timezone(&zone.tz());
+            let pace = if f.inputs.programmes > 1 {
+                format!("Starting at {daily} mL a day and following the later programme changes")
+            } else {
+                format!("At {daily} mL a day")
+            };
+            parts.push(format!(
+                "{pace}, the {} mL usable volume lasts until the low-reservoir alarm on {} at {} ({}).",
+                f.usable_volume_ml,
+                local.format("%Y-%m-%d"),
+                local.format("%H:%M"),
+                zone.name()
+            ));
+        }
+        (None, _) => parts.push("The reservoir outlasts the forecast's three-year look-ahead.".to_owned()),
+        _ => {}
     }
     if let Some(v) = f.volume_due {
         parts.push(format!(

@@ -251,6 +251,51 @@ fn a_night_step_is_nine_hours_when_the_clocks_go_back() {
 }
 
 #[test]
+fn a_step_starting_in_the_spring_gap_begins_when_the_clock_jumps() {
+    // 2027-03-14: 02:00 CST does not exist; the clock jumps to 03:00 CDT at 08:00Z. A step
+    // "02:00–22:00" therefore runs from 08:00Z, not an hour earlier or later.
+    let filled = local(2027, 3, 13, 22, 0);
+    let t = |h| NaiveTime::from_hms_opt(h, 0, 0).expect("time");
+    let programmes = vec![Programme {
+        effective_at: filled,
+        delivery: Delivery::Flex {
+            steps: vec![
+                Step {
+                    start: t(2),
+                    rate_per_hour: d("100"),
+                },
+                Step {
+                    start: t(22),
+                    rate_per_hour: Decimal::ZERO,
+                },
+            ],
+        },
+        bolus_dose: Decimal::ZERO,
+        bolus_max_per_day: 0,
+    }];
+    // 1 mL/h from 08:00Z; 5 usable mL → 13:00Z.
+    let f = forecast(&inputs("7", "2", "100", programmes, filled, 180), date(2027, 3, 13));
+    assert_eq!(
+        f.alarm_at,
+        Some(Utc.with_ymd_and_hms(2027, 3, 14, 13, 0, 0).single().expect("instant"))
+    );
+}
+
+#[test]
+fn a_reservoir_outlasting_the_look_ahead_lets_stability_bind() {
+    let filled = local(2027, 1, 4, 9, 0);
+    let f = forecast(
+        &inputs("40", "2", "100", continuous("2.4", filled), filled, 40),
+        today(),
+    );
+    assert_eq!(
+        (f.due_date, f.binding, f.alarm_at),
+        (date(2027, 2, 13), Binding::Stability, None)
+    );
+    assert!(f.problems.is_empty(), "{:?}", f.problems);
+}
+
+#[test]
 fn battery_can_bind() {
     let filled = local(2027, 1, 4, 9, 0);
     let mut i = inputs("40.0", "2.0", "25", continuous("5", filled), filled, 180);
@@ -493,6 +538,7 @@ proptest! {
         let filled = local(2027, 1, 1, 0, 0) + Duration::days(start_day) + Duration::hours(i64::from(start_hour));
         let i = inputs(&fill.to_string(), "2", "100", flex_programme(filled, day, night, 1), filled, 365);
         let simulated = forecast(&i, chicago().local_date(filled)).alarm_at.expect("alarm");
+        // Start inside the 02:00 hour of the spring-forward day too (covered by start_hour).
         let integrated = integrate(&i);
         prop_assert!((simulated - integrated).num_seconds().abs() <= 60, "{simulated} vs {integrated}");
     }
