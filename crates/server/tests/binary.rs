@@ -1,91 +1,14 @@
 //! The real `clinic` binary: first start prints an admin token, serves over HTTP on a free
 //! port, shuts down gracefully on SIGTERM; the CLI's token and openapi commands.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::Command;
 
 use clinic_store::testing::TestDatabase;
+use common::{clinic, Server, BIN};
 use serde_json::{json, Value};
-
-const BIN: &str = env!("CARGO_BIN_EXE_clinic");
-
-fn clinic(db: &TestDatabase, data_dir: &Path) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("DATABASE_URL", db.url_string())
-        .env("CLINIC_DATA_DIR", data_dir)
-        .env("CLINIC_BIND", "127.0.0.1:0")
-        .env("RUST_LOG", "warn");
-    cmd
-}
-
-/// A running `clinic serve`, killed and reaped if a test fails before stopping it.
-struct Server {
-    child: Child,
-    token: Option<String>,
-    base: String,
-}
-
-impl Server {
-    /// Starts `clinic serve` and reads its banner: the admin token (if printed) and the address.
-    fn start(cmd: &mut Command) -> Self {
-        let child = cmd
-            .arg("serve")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn clinic");
-        let mut server = Server {
-            child,
-            token: None,
-            base: String::new(),
-        };
-        let stdout = server.child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        while server.base.is_empty() {
-            let line = rx
-                .recv_timeout(Duration::from_secs(60))
-                .expect("clinic serve printed its address");
-            let trimmed = line.trim();
-            if trimmed.starts_with("clinic_") {
-                server.token = Some(trimmed.to_owned());
-            }
-            if let Some(addr) = trimmed.strip_prefix("Listening on ") {
-                server.base = addr.to_owned();
-            }
-        }
-        server
-    }
-
-    /// SIGTERM, then the exit status.
-    fn terminate(&mut self) -> std::process::ExitStatus {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success());
-        self.child.wait().expect("wait for clinic")
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[test]
 fn serve_prints_a_token_once_serves_http_and_stops_on_sigterm() {

@@ -2,60 +2,14 @@
 //! one 201, forty-nine 409s, one appointment stored. On PostgreSQL this exercises the
 //! exclusion constraint; on SQLite the immediate write transaction.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc, Barrier};
-use std::time::Duration;
+mod common;
+
+use std::sync::{Arc, Barrier};
 
 use chrono::{Duration as Days, Timelike, Utc};
 use clinic_store::testing::TestDatabase;
+use common::{clinic, Server};
 use serde_json::{json, Value};
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(db: &TestDatabase, data: &std::path::Path) -> (Server, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_clinic"))
-        .arg("serve")
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("DATABASE_URL", db.url_string())
-        .env("CLINIC_DATA_DIR", data)
-        .env("CLINIC_BIND", "127.0.0.1:0")
-        .env("CLINIC_DB_POOL_SIZE", "16")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn clinic");
-    let stdout = child.stdout.take().expect("stdout");
-    let server = Server(child);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let (mut token, mut base) = (String::new(), String::new());
-    while base.is_empty() {
-        let line = rx.recv_timeout(Duration::from_secs(60)).expect("server banner");
-        let line = line.trim();
-        if line.starts_with("clinic_") {
-            token = line.to_owned();
-        }
-        if let Some(addr) = line.strip_prefix("Listening on ") {
-            base = addr.to_owned();
-        }
-    }
-    (server, token, base)
-}
 
 fn agent() -> ureq::Agent {
     ureq::Agent::new_with_config(ureq::config::Config::builder().http_status_as_error(false).build())
@@ -75,7 +29,8 @@ fn post(agent: &ureq::Agent, url: &str, token: &str, body: &Value) -> (u16, Valu
 fn fifty_simultaneous_bookings_of_one_slot_store_exactly_one() {
     let db = TestDatabase::new();
     let data = tempfile::tempdir().expect("data dir");
-    let (_server, token, base) = start(&db, data.path());
+    let server = Server::start(clinic(&db, data.path()).env("CLINIC_DB_POOL_SIZE", "16"));
+    let (token, base) = (server.token.clone().expect("first-start token"), server.base.clone());
     let a = agent();
     let every_day: Vec<Value> = [
         "monday",

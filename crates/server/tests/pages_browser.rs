@@ -5,78 +5,22 @@
 //! the test says it was skipped and passes, unless `CLINIC_REQUIRE_CHROMIUM` is set (CI sets
 //! it), in which case it fails.
 
+mod common;
+
 use std::fs::File;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clinic_store::testing::TestDatabase;
+use common::{clinic, Server};
 
-const BIN: &str = env!("CARGO_BIN_EXE_clinic");
 const CLINIC_NAME: &str = "Lakeside Pain Clinic";
 const CLINIC_PHONE: &str = "+13125550100";
 /// How the pages show `CLINIC_PHONE`.
 const PHONE_DISPLAY: &str = "+1 312-555-0100";
 const ARTICLE_SLUG: &str = "intrathecal-pump-therapy";
 const ARTICLE_TITLE: &str = "Intrathecal pump therapy: what it is and what to expect";
-
-/// A running `clinic serve`, killed and reaped when dropped (also when an assertion fails).
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Server {
-    /// Starts `clinic serve` on a free port and waits for its `Listening on` line.
-    fn start(db: &TestDatabase, data_dir: &Path) -> Self {
-        let child = Command::new(BIN)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("DATABASE_URL", db.url_string())
-            .env("CLINIC_DATA_DIR", data_dir)
-            .env("CLINIC_BIND", "127.0.0.1:0")
-            .env("CLINIC_NAME", CLINIC_NAME)
-            .env("CLINIC_PHONE", CLINIC_PHONE)
-            .env("RUST_LOG", "warn")
-            .arg("serve")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn clinic");
-        let mut server = Server {
-            child,
-            base: String::new(),
-        };
-        let stdout = server.child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        while server.base.is_empty() {
-            let line = rx
-                .recv_timeout(Duration::from_secs(60))
-                .expect("clinic serve printed its address");
-            if let Some(addr) = line.trim().strip_prefix("Listening on ") {
-                server.base = addr.to_owned();
-            }
-        }
-        server
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// An executable file at `path`, or a file of that name in a `PATH` folder.
 fn resolve(program: &str) -> Option<PathBuf> {
@@ -244,7 +188,11 @@ fn article_pages_render_for_a_reader_in_a_real_browser() {
     };
     let db = TestDatabase::new();
     let data = tempfile::tempdir().expect("data dir");
-    let server = Server::start(&db, data.path());
+    let server = Server::start(
+        clinic(&db, data.path())
+            .env("CLINIC_NAME", CLINIC_NAME)
+            .env("CLINIC_PHONE", CLINIC_PHONE),
+    );
     let base = &server.base;
 
     // The seeded article, as a reader sees it.
