@@ -576,3 +576,95 @@ async fn pump_access_is_scoped_and_audited() {
         "explanted pumps leave the worklist"
     );
 }
+
+#[actix_web::test]
+async fn catalogues_are_clinic_editable() {
+    let c = clinic().await;
+    let model = c
+        .app
+        .post("/api/v1/pump-models", &c.staff, json!({"code": "acme-flow-30", "manufacturer": "Acme", "model": "Flow 30",
+            "reservoir_ml": "30", "default_alarm_ml": "2.5", "service_life_months": 84, "source": "Acme labelling rev. 3"}))
+        .await;
+    assert_eq!(model.status, StatusCode::CREATED, "{}", model.text());
+    c.app
+        .post(
+            "/api/v1/pump-models",
+            &c.staff,
+            json!({"code": "acme-flow-30", "manufacturer": "A", "model": "B",
+            "reservoir_ml": "30", "default_alarm_ml": "2.5", "service_life_months": 84, "source": "x"}),
+        )
+        .await
+        .problem(409, "code_taken");
+    let bad = c
+        .app
+        .post(
+            "/api/v1/pump-models",
+            &c.staff,
+            json!({"code": "Bad Code", "manufacturer": "", "model": "B",
+            "reservoir_ml": "30", "default_alarm_ml": "31", "service_life_months": 0, "source": "x"}),
+        )
+        .await;
+    bad.problem(422, "validation_failed");
+    assert_eq!(
+        bad.error_fields(),
+        ["code", "manufacturer", "default_alarm_ml", "service_life_months"]
+    );
+
+    let edited = c
+        .app
+        .patch(
+            "/api/v1/pump-models/acme-flow-30",
+            &c.staff,
+            json!({"version": 1, "default_alarm_ml": "3"}),
+        )
+        .await;
+    assert_eq!(edited.json()["default_alarm_ml"], "3");
+    let pump = c.pump("acme-flow-30", "ACME0001", None).await;
+    let p = c.app.get(&format!("/api/v1/pumps/{pump}"), &c.staff).await.json();
+    assert_eq!(
+        (p["reservoir_ml"].as_str(), p["alarm_ml"].as_str()),
+        (Some("30"), Some("3"))
+    );
+    assert_eq!(p["replacement_deadline"], "2033-06-01", "implant + 84 months");
+
+    let drug = c
+        .app
+        .post(
+            "/api/v1/drugs",
+            &c.staff,
+            json!({"code": "clonidine", "name": "Clonidine", "unit": "mcg", "source": "none yet"}),
+        )
+        .await;
+    assert_eq!(drug.status, StatusCode::CREATED, "{}", drug.text());
+    c.program(
+        &pump,
+        json!({"effective_at": "2027-01-04T09:00:00-06:00", "kind": "continuous", "daily_dose": "100"}),
+    )
+    .await;
+    let refused = c
+        .fill(
+            &pump,
+            fill_body("2027-01-04T09:00:00-06:00", "clonidine", "500", "mcg/mL", "30"),
+        )
+        .await;
+    assert_eq!(refused.json()["errors"][0]["code"], "no_stability_limit");
+    c.app
+        .patch(
+            "/api/v1/drugs/clonidine",
+            &c.staff,
+            json!({"version": 1, "stability_undiluted_days": 60}),
+        )
+        .await;
+    let filled = c
+        .fill(
+            &pump,
+            fill_body("2027-01-04T09:00:00-06:00", "clonidine", "500", "mcg/mL", "30"),
+        )
+        .await;
+    assert_eq!(filled.status, StatusCode::CREATED, "{}", filled.text());
+    assert_eq!(filled.json()["fill"]["stability_days"], 60);
+    c.app
+        .get("/api/v1/pump-models", &c.app.token(&["patients:read"]))
+        .await
+        .problem(403, "forbidden");
+}

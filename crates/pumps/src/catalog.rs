@@ -323,3 +323,131 @@ pub fn seed(conn: &mut DbConnection, now: DateTime<Utc>) -> Result<(usize, usize
         Ok((m, d))
     })
 }
+
+/// A new pump model, validated.
+#[derive(Debug, Clone)]
+pub struct NewModel {
+    pub code: String,
+    pub manufacturer: String,
+    pub model: String,
+    pub reservoir_ml: Decimal,
+    pub default_alarm_ml: Decimal,
+    pub service_life_months: u32,
+    pub source: String,
+}
+
+pub fn create_model(conn: &mut DbConnection, m: NewModel, now: DateTime<Utc>) -> Result<PumpModel, PumpError> {
+    dialect::write_transaction(conn, |conn| {
+        if pump_models::table.find(&m.code).count().get_result::<i64>(conn)? > 0 {
+            return Err(PumpError::Conflict {
+                code: "code_taken",
+                detail: format!("a pump model with code '{}' exists", m.code),
+            });
+        }
+        diesel::insert_into(pump_models::table)
+            .values(ModelRow {
+                code: m.code.clone(),
+                manufacturer: m.manufacturer,
+                model: m.model,
+                reservoir_ml: m.reservoir_ml.normalize().to_string(),
+                default_alarm_ml: m.default_alarm_ml.normalize().to_string(),
+                service_life_months: i64::from(m.service_life_months),
+                source: m.source,
+                version: 1,
+                updated_at: time::to_db(now),
+            })
+            .execute(conn)?;
+        model(conn, &m.code)
+    })
+}
+
+/// Changes to a model; they apply to pumps registered afterwards (a registered pump keeps
+/// its reservoir and alarm volume, which are edited on the pump).
+#[derive(Debug, Clone, Default)]
+pub struct ModelChanges {
+    pub manufacturer: Option<String>,
+    pub model: Option<String>,
+    pub default_alarm_ml: Option<Decimal>,
+    pub service_life_months: Option<u32>,
+    pub source: Option<String>,
+}
+
+pub fn update_model(
+    conn: &mut DbConnection,
+    code: &str,
+    expected_version: i64,
+    c: ModelChanges,
+    now: DateTime<Utc>,
+) -> Result<PumpModel, PumpError> {
+    dialect::write_transaction(conn, |conn| {
+        let m = model(conn, code)?;
+        if m.version != expected_version {
+            return Err(stale(m.version));
+        }
+        let alarm = c.default_alarm_ml.unwrap_or(m.default_alarm_ml);
+        if alarm <= Decimal::ZERO || alarm >= m.reservoir_ml {
+            return Err(clinic_domain::ValidationErrors::single(clinic_domain::FieldError::new(
+                "default_alarm_ml",
+                "out_of_range",
+                "the alarm volume must be above 0 and below the reservoir",
+            ))
+            .into());
+        }
+        let written = diesel::update(
+            pump_models::table
+                .find(code)
+                .filter(pump_models::version.eq(expected_version)),
+        )
+        .set((
+            pump_models::manufacturer.eq(c.manufacturer.unwrap_or(m.manufacturer)),
+            pump_models::model.eq(c.model.unwrap_or(m.model)),
+            pump_models::default_alarm_ml.eq(alarm.normalize().to_string()),
+            pump_models::service_life_months.eq(i64::from(c.service_life_months.unwrap_or(m.service_life_months))),
+            pump_models::source.eq(c.source.unwrap_or(m.source)),
+            pump_models::version.eq(expected_version + 1),
+            pump_models::updated_at.eq(time::to_db(now)),
+        ))
+        .execute(conn)?;
+        if written != 1 {
+            return Err(stale(expected_version + 1));
+        }
+        model(conn, code)
+    })
+}
+
+/// A new drug or admixture, validated.
+#[derive(Debug, Clone)]
+pub struct NewDrug {
+    pub code: String,
+    pub name: String,
+    pub unit: MassUnit,
+    pub stability_undiluted_days: Option<u32>,
+    pub stability_diluted_days: Option<u32>,
+    pub stability_first_fill_days: Option<u32>,
+    pub source: String,
+}
+
+pub fn create_drug(conn: &mut DbConnection, d: NewDrug, now: DateTime<Utc>) -> Result<Drug, PumpError> {
+    dialect::write_transaction(conn, |conn| {
+        if drugs::table.find(&d.code).count().get_result::<i64>(conn)? > 0 {
+            return Err(PumpError::Conflict {
+                code: "code_taken",
+                detail: format!("a drug with code '{}' exists", d.code),
+            });
+        }
+        diesel::insert_into(drugs::table)
+            .values(DrugRow {
+                code: d.code.clone(),
+                name: d.name,
+                unit: d.unit.as_str().to_owned(),
+                stability_undiluted_days: d.stability_undiluted_days.map(i64::from),
+                stability_diluted_days: d.stability_diluted_days.map(i64::from),
+                stability_first_fill_days: d.stability_first_fill_days.map(i64::from),
+                source: d.source,
+                version: 1,
+                updated_at: time::to_db(now),
+            })
+            .execute(conn)?;
+        drug(conn, &d.code)
+    })
+}

@@ -27,7 +27,10 @@ use crate::state::AppState;
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(list_pump_models)
+        .service(create_pump_model)
+        .service(update_pump_model)
         .service(list_drugs)
+        .service(create_drug)
         .service(update_drug)
         .service(get_forecast_policy)
         .service(update_forecast_policy)
@@ -61,11 +64,13 @@ pub struct PumpModelResponse {
     pub service_life_months: u32,
     /// Where the defaults come from.
     pub source: String,
+    pub version: i64,
 }
 
 impl From<PumpModel> for PumpModelResponse {
     fn from(m: PumpModel) -> Self {
         Self {
+            version: m.version,
             code: m.code,
             manufacturer: m.manufacturer,
             model: m.model,
@@ -93,6 +98,181 @@ pub async fn list_pump_models(
     Ok(web::Json(PumpModelList {
         items: list.into_iter().map(PumpModelResponse::from).collect(),
     }))
+}
+
+/// A catalogue code: lower-case letters, digits and hyphens, 1–60 characters.
+fn catalogue_code(e: &mut ValidationErrors, v: &str) -> Option<String> {
+    let ok = !v.is_empty()
+        && v.len() <= 60
+        && v.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !ok {
+        e.push(FieldError::new(
+            "code",
+            "invalid_code",
+            "1 to 60 characters of a-z, 0-9 and -",
+        ));
+        return None;
+    }
+    Some(v.to_owned())
+}
+
+fn catalogue_text(e: &mut ValidationErrors, field: &str, v: &str, max: usize) -> Option<String> {
+    let t = v.trim();
+    if t.is_empty() || t.chars().count() > max {
+        e.push(FieldError::new(
+            field,
+            "invalid_length",
+            format!("1 to {max} characters"),
+        ));
+        return None;
+    }
+    Some(t.to_owned())
+}
+
+fn stability_days(e: &mut ValidationErrors, field: &str, v: Option<u32>) -> Option<u32> {
+    if v.is_some_and(|d| !(1..=3650).contains(&d)) {
+        e.push(FieldError::new(field, "out_of_range", "stability is 1 to 3650 days"));
+    }
+    v
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "code": "acme-flow-30", "manufacturer": "Acme", "model": "Flow 30", "reservoir_ml": "30",
+    "default_alarm_ml": "2.5", "service_life_months": 84, "source": "Acme labelling rev. 3"
+}))]
+pub struct CreatePumpModelRequest {
+    pub code: String,
+    pub manufacturer: String,
+    pub model: String,
+    #[schema(value_type = String)]
+    pub reservoir_ml: Decimal,
+    #[schema(value_type = String)]
+    pub default_alarm_ml: Decimal,
+    pub service_life_months: u32,
+    /// Where the values come from.
+    pub source: String,
+}
+
+/// Add a pump model to the catalogue.
+#[utoipa::path(
+    tag = "pumps",
+    security(("bearer" = ["pumps:write"])),
+    request_body = CreatePumpModelRequest,
+    responses((status = 201, body = PumpModelResponse), (status = 409, description = "The code exists (`code_taken`)", body = Problem, content_type = "application/problem+json"))
+)]
+#[post("/pump-models")]
+pub async fn create_pump_model(
+    state: web::Data<AppState>,
+    _auth: Authorized<scopes::PumpsWrite>,
+    body: JsonBody<CreatePumpModelRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.into_inner()?;
+    let mut e = ValidationErrors::new();
+    let code = catalogue_code(&mut e, &b.code);
+    let manufacturer = catalogue_text(&mut e, "manufacturer", &b.manufacturer, 80);
+    let model = catalogue_text(&mut e, "model", &b.model, 80);
+    let source = catalogue_text(&mut e, "source", &b.source, 500);
+    if b.reservoir_ml <= Decimal::ZERO || b.reservoir_ml > Decimal::from(100) {
+        e.push(FieldError::new(
+            "reservoir_ml",
+            "out_of_range",
+            "the reservoir is above 0 and at most 100 mL",
+        ));
+    }
+    if b.default_alarm_ml <= Decimal::ZERO || b.default_alarm_ml >= b.reservoir_ml {
+        e.push(FieldError::new(
+            "default_alarm_ml",
+            "out_of_range",
+            "the alarm volume must be above 0 and below the reservoir",
+        ));
+    }
+    if !(1..=240).contains(&b.service_life_months) {
+        e.push(FieldError::new(
+            "service_life_months",
+            "out_of_range",
+            "1 to 240 months",
+        ));
+    }
+    let (Some(code), Some(manufacturer), Some(model), Some(source)) = (code, manufacturer, model, source) else {
+        return Err(e.into());
+    };
+    e.finish()?;
+    let new = catalog::NewModel {
+        code,
+        manufacturer,
+        model,
+        reservoir_ml: b.reservoir_ml,
+        default_alarm_ml: b.default_alarm_ml,
+        service_life_months: b.service_life_months,
+        source,
+    };
+    let now = state.now();
+    let m = state.db(move |conn| catalog::create_model(conn, new, now)).await?;
+    Ok(HttpResponse::Created().json(PumpModelResponse::from(m)))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"version": 1, "service_life_months": 72, "source": "Clinic policy 2027"}))]
+pub struct UpdatePumpModelRequest {
+    pub version: i64,
+    pub manufacturer: Option<String>,
+    pub model: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub default_alarm_ml: Option<Decimal>,
+    pub service_life_months: Option<u32>,
+    pub source: Option<String>,
+}
+
+/// Edit a pump model. Pumps registered later use the new defaults; registered pumps keep
+/// theirs (edit the pump's alarm volume on the pump).
+#[utoipa::path(
+    tag = "pumps",
+    security(("bearer" = ["pumps:write"])),
+    params(("code" = String, Path, description = "Model code")),
+    request_body = UpdatePumpModelRequest,
+    responses((status = 200, body = PumpModelResponse), (status = 409, description = "Stale `version`", body = Problem, content_type = "application/problem+json"))
+)]
+#[patch("/pump-models/{code}")]
+pub async fn update_pump_model(
+    state: web::Data<AppState>,
+    _auth: Authorized<scopes::PumpsWrite>,
+    code: web::Path<String>,
+    body: JsonBody<UpdatePumpModelRequest>,
+) -> Result<web::Json<PumpModelResponse>, ApiError> {
+    let b = body.into_inner()?;
+    let mut e = ValidationErrors::new();
+    let changes = catalog::ModelChanges {
+        manufacturer: b
+            .manufacturer
+            .as_deref()
+            .and_then(|v| catalogue_text(&mut e, "manufacturer", v, 80)),
+        model: b.model.as_deref().and_then(|v| catalogue_text(&mut e, "model", v, 80)),
+        default_alarm_ml: b.default_alarm_ml,
+        service_life_months: b.service_life_months,
+        source: b
+            .source
+            .as_deref()
+            .and_then(|v| catalogue_text(&mut e, "source", v, 500)),
+    };
+    if b.service_life_months.is_some_and(|m| !(1..=240).contains(&m)) {
+        e.push(FieldError::new(
+            "service_life_months",
+            "out_of_range",
+            "1 to 240 months",
+        ));
+    }
+    e.finish()?;
+    let (code, version, now) = (code.into_inner(), b.version, state.now());
+    Ok(web::Json(
+        state
+            .db(move |conn| catalog::update_model(conn, &code, version, changes, now))
+            .await?
+            .into(),
+    ))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -141,6 +321,53 @@ pub async fn list_drugs(
     Ok(web::Json(DrugList {
         items: list.into_iter().map(DrugResponse::from).collect(),
     }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"code": "clonidine", "name": "Clonidine", "unit": "mcg", "stability_undiluted_days": 90, "source": "Pharmacy protocol 2027-02"}))]
+pub struct CreateDrugRequest {
+    pub code: String,
+    pub name: String,
+    pub unit: MassUnit,
+    pub stability_undiluted_days: Option<u32>,
+    pub stability_diluted_days: Option<u32>,
+    pub stability_first_fill_days: Option<u32>,
+    /// Where the limits come from.
+    pub source: String,
+}
+
+/// Add a drug or admixture. Without a stability limit it cannot be used in a fill.
+#[utoipa::path(
+    tag = "pumps",
+    security(("bearer" = ["pumps:write"])),
+    request_body = CreateDrugRequest,
+    responses((status = 201, body = DrugResponse), (status = 409, description = "The code exists (`code_taken`)", body = Problem, content_type = "application/problem+json"))
+)]
+#[post("/drugs")]
+pub async fn create_drug(
+    state: web::Data<AppState>,
+    _auth: Authorized<scopes::PumpsWrite>,
+    body: JsonBody<CreateDrugRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let b = body.into_inner()?;
+    let mut e = ValidationErrors::new();
+    let code = catalogue_code(&mut e, &b.code);
+    let name = catalogue_text(&mut e, "name", &b.name, 120);
+    let source = catalogue_text(&mut e, "source", &b.source, 500);
+    let new = catalog::NewDrug {
+        code: code.unwrap_or_default(),
+        name: name.unwrap_or_default(),
+        unit: b.unit,
+        stability_undiluted_days: stability_days(&mut e, "stability_undiluted_days", b.stability_undiluted_days),
+        stability_diluted_days: stability_days(&mut e, "stability_diluted_days", b.stability_diluted_days),
+        stability_first_fill_days: stability_days(&mut e, "stability_first_fill_days", b.stability_first_fill_days),
+        source: source.unwrap_or_default(),
+    };
+    e.finish()?;
+    let now = state.now();
+    let d = state.db(move |conn| catalog::create_drug(conn, new, now)).await?;
+    Ok(HttpResponse::Created().json(DrugResponse::from(d)))
 }
 
 #[derive(Deserialize, ToSchema)]
