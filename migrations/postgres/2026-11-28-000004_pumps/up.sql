@@ -54,7 +54,7 @@ CREATE TABLE pumps (
     forecast TEXT NOT NULL,
     forecast_at TIMESTAMP NOT NULL
 );
-CREATE INDEX pumps_by_due_date ON pumps (status, due_date);
+CREATE INDEX pumps_by_due_date ON pumps (status, due_date, id);
 CREATE INDEX pumps_by_patient ON pumps (patient_id);
 
 CREATE TABLE pump_fills (
