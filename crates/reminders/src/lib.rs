@@ -1,6 +1,10 @@
 //! `clinic-reminders`: emails that are never lost, never leak and escalate to staff.
 //!
-//! Will own: the outbox (one row per email, idempotent keys), the planner for appointment and
-//! refill reminders, the dispatcher (claim with a lease, render, send over SMTP, record,
-//! retry with backoff), the mailers (SMTP, `.eml` files, memory), the templates, the outreach
-//! worklist and the scheduler wiring. Reads `clinic-scheduling` and `clinic-pumps`.
+//! This first part holds the email templates (typed context, strict rendering, embedded and
+//! overridable, no clinical words) and the mailers (SMTP with TLS unless the URL says
+//! otherwise, `.eml` files for the embedded default, memory for tests). Still to come in
+//! this crate: the outbox, the planner for appointment and refill reminders, the dispatcher
+//! with leases and backoff, the outreach worklist and the scheduler wiring.
+
+pub mod mailer;
+pub mod templates;

@@ -1,0 +1,358 @@
+//! Email templates: subject, text and HTML per kind, embedded in the binary and overridable
+//! file by file from a folder. Rendered by minijinja in strict mode from a typed context, so
+//! a missing value is an error, never a blank. What they may say is intrathecal.md §5: a
+//! first name, the date and time in the patient's zone (named), the clinic's name and phone,
+//! how to confirm or change — never drug, dose, device, reservoir, alarm or diagnosis.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use clinic_domain::time::ClinicZone;
+use minijinja::{Environment, UndefinedBehavior};
+use serde::Serialize;
+
+/// The emails the platform sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailKind {
+    AppointmentConfirmation,
+    AppointmentUpdate,
+    AppointmentCancellation,
+    AppointmentReminder,
+    RefillReminder,
+}
+
+impl EmailKind {
+    pub const ALL: [EmailKind; 5] = [
+        EmailKind::AppointmentConfirmation,
+        EmailKind::AppointmentUpdate,
+        EmailKind::AppointmentCancellation,
+        EmailKind::AppointmentReminder,
+        EmailKind::RefillReminder,
+    ];
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            EmailKind::AppointmentConfirmation => "appointment_confirmation",
+            EmailKind::AppointmentUpdate => "appointment_update",
+            EmailKind::AppointmentCancellation => "appointment_cancellation",
+            EmailKind::AppointmentReminder => "appointment_reminder",
+            EmailKind::RefillReminder => "refill_reminder",
+        }
+    }
+}
+
+/// Everything a template may show. Nothing clinical can reach an email because nothing
+/// clinical is in here.
+#[derive(Debug, Clone, Serialize)]
+pub struct EmailContext {
+    pub first_name: Option<String>,
+    pub clinic_name: String,
+    /// E.164, for `tel:` links.
+    pub clinic_phone: String,
+    pub clinic_phone_display: String,
+    /// Long form in the patient's zone, the zone named: "Tuesday, January 5, 2027 at 9:00 AM CST (America/Chicago)".
+    pub when: String,
+    /// Short form for subjects: "Tue, Jan 5 at 9:00 AM".
+    pub when_short: String,
+    /// The one-click "stop emails" link, when the patient can be given one.
+    pub stop_url: Option<String>,
+}
+
+impl EmailContext {
+    /// Wording for an appointment at `at`, shown in the patient's zone.
+    pub fn at_instant(at: DateTime<Utc>, zone: ClinicZone) -> (String, String) {
+        let local = at.with_timezone(&zone.tz());
+        (
+            format!("{} ({})", local.format("%A, %B %-d, %Y at %-I:%M %p %Z"), zone.name()),
+            local.format("%a, %b %-d at %-I:%M %p").to_string(),
+        )
+    }
+
+    /// Wording for a day ("come in by").
+    pub fn by_date(date: NaiveDate) -> (String, String) {
+        (
+            date.format("%A, %B %-d, %Y").to_string(),
+            date.format("%a, %b %-d").to_string(),
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedEmail {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("email template {template}: {message}")]
+pub struct TemplateError {
+    pub template: String,
+    pub message: String,
+}
+
+const EMBEDDED: &[(&str, &str)] = &[
+    ("_layout.html", include_str!("../templates/_layout.html")),
+    (
+        "appointment_confirmation.subject",
+        include_str!("../templates/appointment_confirmation.subject"),
+    ),
+    (
+        "appointment_confirmation.txt",
+        include_str!("../templates/appointment_confirmation.txt"),
+    ),
+    (
+        "appointment_confirmation.html",
+        include_str!("../templates/appointment_confirmation.html"),
+    ),
+    (
+        "appointment_update.subject",
+        include_str!("../templates/appointment_update.subject"),
+    ),
+    (
+        "appointment_update.txt",
+        include_str!("../templates/appointment_update.txt"),
+    ),
+    (
+        "appointment_update.html",
+        include_str!("../templates/appointment_update.html"),
+    ),
+    (
+        "appointment_cancellation.subject",
+        include_str!("../templates/appointment_cancellation.subject"),
+    ),
+    (
+        "appointment_cancellation.txt",
+        include_str!("../templates/appointment_cancellation.txt"),
+    ),
+    (
+        "appointment_cancellation.html",
+        include_str!("../templates/appointment_cancellation.html"),
+    ),
+    (
+        "appointment_reminder.subject",
+        include_str!("../templates/appointment_reminder.subject"),
+    ),
+    (
+        "appointment_reminder.txt",
+        include_str!("../templates/appointment_reminder.txt"),
+    ),
+    (
+        "appointment_reminder.html",
+        include_str!("../templates/appointment_reminder.html"),
+    ),
+    (
+        "refill_reminder.subject",
+        include_str!("../templates/refill_reminder.subject"),
+    ),
+    ("refill_reminder.txt", include_str!("../templates/refill_reminder.txt")),
+    (
+        "refill_reminder.html",
+        include_str!("../templates/refill_reminder.html"),
+    ),
+];
+
+/// The loaded templates.
+pub struct Templates {
+    env: Environment<'static>,
+}
+
+impl Templates {
+    /// The embedded templates, each replaced by a file of the same name in `overrides` when
+    /// there is one (`CLINIC_TEMPLATE_DIR`). Every template is checked to parse here, so a
+    /// broken override stops the start, not an email.
+    pub fn load(overrides: Option<&Path>) -> Result<Self, TemplateError> {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_keep_trailing_newline(false);
+        for (name, embedded) in EMBEDDED {
+            let source = match overrides.map(|dir| dir.join(name)).filter(|p| p.is_file()) {
+                Some(path) => std::fs::read_to_string(&path).map_err(|e| TemplateError {
+                    template: PathBuf::from(&path).display().to_string(),
+                    message: e.to_string(),
+                })?,
+                None => (*embedded).to_owned(),
+            };
+            env.add_template_owned(*name, source).map_err(|e| TemplateError {
+                template: (*name).to_owned(),
+                message: e.to_string(),
+            })?;
+        }
+        Ok(Self { env })
+    }
+
+    fn render_one(&self, name: &str, ctx: &minijinja::Value) -> Result<String, TemplateError> {
+        self.env
+            .get_template(name)
+            .and_then(|t| t.render(ctx))
+            .map_err(|e| TemplateError {
+                template: name.to_owned(),
+                message: e.to_string(),
+            })
+    }
+
+    pub fn render(&self, kind: EmailKind, ctx: &EmailContext) -> Result<RenderedEmail, TemplateError> {
+        let base = minijinja::Value::from_serialize(ctx);
+        let subject = self
+            .render_one(&format!("{}.subject", kind.name()), &base)?
+            .trim()
+            .to_owned();
+        let text = self
+            .render_one(&format!("{}.txt", kind.name()), &base)?
+            .trim()
+            .to_owned()
+            + "\n";
+        let with_subject = minijinja::context! { subject => subject.clone(), ..base };
+        let html = self.render_one(&format!("{}.html", kind.name()), &with_subject)?;
+        Ok(RenderedEmail { subject, text, html })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn context(stop: bool) -> EmailContext {
+        let zone = ClinicZone::parse("America/Chicago").expect("zone");
+        let at = Utc.with_ymd_and_hms(2027, 3, 15, 14, 0, 0).single().expect("instant");
+        let (when, when_short) = EmailContext::at_instant(at, zone);
+        EmailContext {
+            first_name: Some("Ana".into()),
+            clinic_name: "Lakeside Pain Clinic".into(),
+            clinic_phone: "+13125550100".into(),
+            clinic_phone_display: "+1 312-555-0100".into(),
+            when,
+            when_short,
+            stop_url: stop.then(|| "https://clinic.example/stop/eyJhbGciOi".into()),
+        }
+    }
+
+    /// Words an email must never carry (intrathecal.md §5): the catalogue's drugs, device
+    /// and clinical words, and the conditions the clinic treats.
+    const FORBIDDEN: &[&str] = &[
+        "pump",
+        "refill",
+        "reservoir",
+        "intrathecal",
+        "dose",
+        "dosage",
+        "alarm",
+        "catheter",
+        "infusion",
+        "morphine",
+        "baclofen",
+        "ziconotide",
+        "hydromorphone",
+        "bupivacaine",
+        "clonidine",
+        "fentanyl",
+        "sufentanil",
+        "opioid",
+        "withdrawal",
+        "spasticity",
+        "pancreatitis",
+        "cancer",
+        "surgery",
+        "regional pain",
+        "dystrophy",
+        "nerve injury",
+        "diagnos",
+        "concentration",
+        "mg",
+        "mcg",
+        "ml",
+    ];
+
+    fn words(text: &str) -> String {
+        text.to_lowercase()
+    }
+
+    #[test]
+    fn no_email_carries_a_clinical_word() {
+        let t = Templates::load(None).expect("templates");
+        for kind in EmailKind::ALL {
+            for stop in [true, false] {
+                let e = t.render(kind, &context(stop)).expect("render");
+                for (part, text) in [("subject", &e.subject), ("text", &e.text), ("html", &e.html)] {
+                    let lower = words(text);
+                    for word in FORBIDDEN {
+                        // Whole-word check for the unit abbreviations, substring for the rest.
+                        let hit = if word.len() <= 3 {
+                            lower.split(|c: char| !c.is_ascii_alphanumeric()).any(|w| w == *word)
+                        } else {
+                            lower.contains(word)
+                        };
+                        assert!(!hit, "{} {part} contains '{word}': {text}", kind.name());
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn times_are_in_the_patients_zone_with_the_zone_named() {
+        let t = Templates::load(None).expect("templates");
+        let e = t
+            .render(EmailKind::AppointmentReminder, &context(false))
+            .expect("render");
+        assert!(
+            e.text
+                .contains("Monday, March 15, 2027 at 9:00 AM CDT (America/Chicago)"),
+            "{}",
+            e.text
+        );
+        assert_eq!(
+            e.subject,
+            "Reminder: your appointment at Lakeside Pain Clinic on Mon, Mar 15 at 9:00 AM"
+        );
+    }
+
+    #[test]
+    fn html_escapes_what_it_is_given() {
+        let t = Templates::load(None).expect("templates");
+        let mut ctx = context(false);
+        ctx.first_name = Some("<b>Ana</b>".into());
+        let e = t.render(EmailKind::AppointmentConfirmation, &ctx).expect("render");
+        assert!(
+            e.html.contains("&lt;b&gt;Ana&lt;&#x2f;b&gt;") || e.html.contains("&lt;b&gt;Ana&lt;/b&gt;"),
+            "{}",
+            e.html
+        );
+        assert!(!e.html.contains("<b>Ana</b>"));
+    }
+
+    #[test]
+    fn overrides_replace_a_template_and_broken_ones_fail_at_load() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join("refill_reminder.subject"),
+            "Please call {{ clinic_name }}",
+        )
+        .expect("write");
+        let t = Templates::load(Some(dir.path())).expect("templates");
+        assert_eq!(
+            t.render(EmailKind::RefillReminder, &context(false))
+                .expect("render")
+                .subject,
+            "Please call Lakeside Pain Clinic"
+        );
+        std::fs::write(dir.path().join("refill_reminder.txt"), "{{ unknown_variable }}").expect("write");
+        let strict = Templates::load(Some(dir.path())).expect("parses");
+        assert!(
+            strict.render(EmailKind::RefillReminder, &context(false)).is_err(),
+            "strict: undefined is an error"
+        );
+        std::fs::write(dir.path().join("refill_reminder.txt"), "{% if %}").expect("write");
+        assert!(Templates::load(Some(dir.path())).is_err());
+    }
+
+    #[test]
+    fn snapshots_of_every_email() {
+        let t = Templates::load(None).expect("templates");
+        for kind in EmailKind::ALL {
+            let e = t.render(kind, &context(true)).expect("render");
+            insta::assert_snapshot!(kind.name(), format!("Subject: {}\n\n{}", e.subject, e.text));
+        }
+    }
+}
