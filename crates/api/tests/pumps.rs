@@ -667,4 +667,8 @@ async fn catalogues_are_clinic_editable() {
         .get("/api/v1/pump-models", &c.app.token(&["patients:read"]))
         .await
         .problem(403, "forbidden");
+    c.app
+        .get("/api/v1/pumps?cursor=nonsense", &c.staff)
+        .await
+        .problem(422, "validation_failed");
 }

@@ -813,6 +813,31 @@ async fn public_requests_are_rate_limited_and_confirmed_by_staff() {
         .call(Method::GET, "/api/v1/appointment-requests", None, None)
         .await
         .problem(401, "unauthorized");
+    let events = c
+        .app
+        .get(&format!("/api/v1/audit-events?subject_id={id}"), &c.app.admin)
+        .await
+        .json();
+    let actions: Vec<&str> = events["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    assert!(
+        actions.contains(&"appointment_request.list"),
+        "staff reads of requesters' details are audited: {actions:?}"
+    );
+    let typed = c
+        .app
+        .patch(
+            "/api/v1/appointment-types/refill",
+            &c.staff,
+            json!({"version": 1, "duration_minutes": null}),
+        )
+        .await;
+    typed.problem(422, "validation_failed");
+    assert_eq!(typed.json()["errors"][0]["code"], "not_nullable");
 }
 
 #[actix_web::test]

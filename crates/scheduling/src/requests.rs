@@ -8,7 +8,7 @@ use clinic_domain::ids::{AppointmentRequestId, PatientId, ProviderId};
 use clinic_domain::patient::{Language, NewPatient};
 use clinic_domain::time::ClinicZone;
 use clinic_domain::{FieldError, ValidationErrors};
-use clinic_patients::audit::Actor;
+use clinic_patients::audit::{Actor, AuditWriter, PendingEvent};
 use clinic_patients::repo as patients;
 use clinic_store::schema::appointment_requests;
 use clinic_store::{dialect, time, DbConnection};
@@ -102,12 +102,30 @@ pub fn submit(conn: &mut DbConnection, new: NewRequest, now: DateTime<Utc>) -> R
     })
 }
 
-/// Requests by status (all when `None`), oldest first, after the cursor id.
+pub const SUBJECT: &str = "appointment_request";
+
+fn read_events(actor: &Actor, action: &'static str, ids: &[&str], now: DateTime<Utc>) -> Vec<PendingEvent> {
+    ids.iter()
+        .map(|id| PendingEvent {
+            actor: actor.clone(),
+            action,
+            subject_type: SUBJECT,
+            subject_id: (*id).to_owned(),
+            at: now,
+        })
+        .collect()
+}
+
+/// Requests by status (all when `None`), oldest first, after the cursor id. They hold the
+/// requesters' names and contact details, so each listed request's read is audited.
 pub fn list(
     conn: &mut DbConnection,
+    audit: &AuditWriter,
+    actor: &Actor,
     status: Option<&str>,
     after: Option<AppointmentRequestId>,
     limit: i64,
+    now: DateTime<Utc>,
 ) -> Result<(Vec<AppointmentRequest>, bool), SchedulingError> {
     let mut q = appointment_requests::table.into_boxed();
     if let Some(s) = status {
@@ -119,7 +137,22 @@ pub fn list(
     let mut rows: Vec<AppointmentRequest> = q.order(appointment_requests::id).limit(limit + 1).load(conn)?;
     let more = rows.len() as i64 > limit;
     rows.truncate(limit as usize);
+    let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    audit.record(read_events(actor, "appointment_request.list", &ids, now))?;
     Ok((rows, more))
+}
+
+/// One request, read by staff (audited).
+pub fn read(
+    conn: &mut DbConnection,
+    audit: &AuditWriter,
+    actor: &Actor,
+    id: AppointmentRequestId,
+    now: DateTime<Utc>,
+) -> Result<AppointmentRequest, SchedulingError> {
+    let r = get(conn, id)?;
+    audit.record(read_events(actor, "appointment_request.read", &[r.id.as_str()], now))?;
+    Ok(r)
 }
 
 pub fn get(conn: &mut DbConnection, id: AppointmentRequestId) -> Result<AppointmentRequest, SchedulingError> {

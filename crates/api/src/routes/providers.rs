@@ -234,7 +234,9 @@ pub async fn create_provider(
         hours,
     };
     let p = state.db(move |conn| repo::create(conn, fields, now)).await?;
-    Ok(HttpResponse::Created().json(ProviderResponse::from(p)))
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", format!("/api/v1/providers/{}", p.id)))
+        .json(ProviderResponse::from(p)))
 }
 
 /// Read a provider.
@@ -560,14 +562,30 @@ pub async fn list_appointment_types(
 #[schema(example = json!({"version": 1, "duration_minutes": 45, "buffer_after_minutes": 15}))]
 pub struct UpdateAppointmentTypeRequest {
     pub version: i64,
-    pub name: Option<String>,
-    pub duration_minutes: Option<i64>,
-    pub buffer_before_minutes: Option<i64>,
-    pub buffer_after_minutes: Option<i64>,
-    pub min_notice_minutes: Option<i64>,
-    pub horizon_days: Option<i64>,
-    pub publicly_requestable: Option<bool>,
-    pub active: Option<bool>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<i64>)]
+    pub duration_minutes: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<i64>)]
+    pub buffer_before_minutes: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<i64>)]
+    pub buffer_after_minutes: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<i64>)]
+    pub min_notice_minutes: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<i64>)]
+    pub horizon_days: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<bool>)]
+    pub publicly_requestable: Option<Option<bool>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<bool>)]
+    pub active: Option<Option<bool>>,
 }
 
 fn in_range(e: &mut ValidationErrors, field: &str, v: Option<i64>, min: i64, max: i64) -> Option<i64> {
@@ -601,15 +619,21 @@ pub async fn update_appointment_type(
 ) -> Result<web::Json<AppointmentTypeResponse>, ApiError> {
     let b = body.into_inner()?;
     let mut e = ValidationErrors::new();
+    // `null` cannot clear any of these: refused, like every other PATCH.
+    let duration = parse_required(&mut e, "duration_minutes", b.duration_minutes, Ok);
+    let before = parse_required(&mut e, "buffer_before_minutes", b.buffer_before_minutes, Ok);
+    let after = parse_required(&mut e, "buffer_after_minutes", b.buffer_after_minutes, Ok);
+    let notice = parse_required(&mut e, "min_notice_minutes", b.min_notice_minutes, Ok);
+    let horizon = parse_required(&mut e, "horizon_days", b.horizon_days, Ok);
     let changes = TypeChanges {
-        name: b.name.and_then(|n| e.check("name", text("name", &n, 80))),
-        duration_minutes: in_range(&mut e, "duration_minutes", b.duration_minutes, 5, 24 * 60),
-        buffer_before_minutes: in_range(&mut e, "buffer_before_minutes", b.buffer_before_minutes, 0, 240),
-        buffer_after_minutes: in_range(&mut e, "buffer_after_minutes", b.buffer_after_minutes, 0, 240),
-        min_notice_minutes: in_range(&mut e, "min_notice_minutes", b.min_notice_minutes, 0, 60 * 24 * 60),
-        horizon_days: in_range(&mut e, "horizon_days", b.horizon_days, 1, 730),
-        publicly_requestable: b.publicly_requestable,
-        active: b.active,
+        name: parse_required(&mut e, "name", b.name, |n| text("name", &n, 80)),
+        duration_minutes: in_range(&mut e, "duration_minutes", duration, 5, 24 * 60),
+        buffer_before_minutes: in_range(&mut e, "buffer_before_minutes", before, 0, 240),
+        buffer_after_minutes: in_range(&mut e, "buffer_after_minutes", after, 0, 240),
+        min_notice_minutes: in_range(&mut e, "min_notice_minutes", notice, 0, 60 * 24 * 60),
+        horizon_days: in_range(&mut e, "horizon_days", horizon, 1, 730),
+        publicly_requestable: parse_required(&mut e, "publicly_requestable", b.publicly_requestable, Ok),
+        active: parse_required(&mut e, "active", b.active, Ok),
     };
     e.finish()?;
     let (code, version, now) = (code.into_inner(), b.version, state.now());

@@ -698,7 +698,10 @@ pub async fn list_pumps(
 ) -> Result<web::Json<Page<PumpResponse>>, ApiError> {
     let q = query.into_inner()?;
     let limit = pagination::limit(q.limit)?;
-    let after = q.cursor;
+    let after = q
+        .cursor
+        .map(|c| pump_id(&c).map_err(|_| pagination::bad_cursor()))
+        .transpose()?;
     let (audit, now) = (state.audit.clone(), state.now());
     let (list, more) = state
         .db(move |conn| repo::list(conn, &audit, &auth.actor, None, after.as_deref(), limit, now))

@@ -201,7 +201,7 @@ pub struct ListRequestsQuery {
 #[get("/appointment-requests")]
 pub async fn list_appointment_requests(
     state: web::Data<AppState>,
-    _auth: Authorized<scopes::SchedulingWrite>,
+    auth: Authorized<scopes::SchedulingWrite>,
     query: QueryParams<ListRequestsQuery>,
 ) -> Result<web::Json<Page<AppointmentRequestResponse>>, ApiError> {
     let q = query.into_inner()?;
@@ -221,9 +221,9 @@ pub async fn list_appointment_requests(
         .as_deref()
         .map(|c| c.parse::<AppointmentRequestId>().map_err(|_| pagination::bad_cursor()))
         .transpose()?;
-    let status = q.status;
+    let (status, audit, now) = (q.status, state.audit.clone(), state.now());
     let (list, more) = state
-        .db(move |conn| repo::list(conn, status.as_deref(), after, limit))
+        .db(move |conn| repo::list(conn, &audit, &auth.actor, status.as_deref(), after, limit, now))
         .await?;
     let next_cursor = if more { list.last().map(|r| r.id.clone()) } else { None };
     Ok(web::Json(Page {
@@ -241,11 +241,17 @@ fn request_id(raw: &str) -> Result<AppointmentRequestId, ApiError> {
 #[get("/appointment-requests/{id}")]
 pub async fn get_appointment_request(
     state: web::Data<AppState>,
-    _auth: Authorized<scopes::SchedulingWrite>,
+    auth: Authorized<scopes::SchedulingWrite>,
     id: web::Path<String>,
 ) -> Result<web::Json<AppointmentRequestResponse>, ApiError> {
     let id = request_id(&id)?;
-    Ok(web::Json(state.db(move |conn| repo::get(conn, id)).await?.into()))
+    let (audit, now) = (state.audit.clone(), state.now());
+    Ok(web::Json(
+        state
+            .db(move |conn| repo::read(conn, &audit, &auth.actor, id, now))
+            .await?
+            .into(),
+    ))
 }
 
 #[derive(Deserialize, ToSchema)]
