@@ -99,3 +99,23 @@ else:
 doc.write_text(text)
 PY
 }
+
+# wrk_keep URL [extra wrk args…]: runs wrk like run_wrk does and keeps its whole output in
+# $WRK_OUTPUT (for scripts whose -s Lua prints its own counts in done()); records nothing.
+wrk_keep() {
+    local url=$1; shift
+    WRK_OUTPUT=$(wrk -t"$BENCH_THREADS" -c"$BENCH_CONNECTIONS" -d"$BENCH_DURATION" --latency "$@" "$url")
+}
+
+# wrk_stats: wrk --latency output on stdin → "rps p50 p99 errors", parsed as run_wrk does
+# (errors = socket errors + non-2xx responses).
+wrk_stats() {
+    local out rps p50 p99 errors non2xx
+    out=$(cat)
+    rps=$(echo "$out" | awk '/Requests\/sec/ {printf "%.0f", $2}')
+    p50=$(to_ms "$(echo "$out" | awk '$1 == "50%" {print $2}')")
+    p99=$(to_ms "$(echo "$out" | awk '$1 == "99%" {print $2}')")
+    errors=$(echo "$out" | awk '/Socket errors/ {gsub(",", ""); print $4 + $6 + $8 + $10; found=1} END {if (!found) print 0}')
+    non2xx=$(echo "$out" | awk '/Non-2xx/ {print $5; found=1} END {if (!found) print 0}')
+    echo "$rps $p50 $p99 $((errors + non2xx))"
+}
