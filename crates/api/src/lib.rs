@@ -5,6 +5,7 @@
 //! hold no SQL and no business rules: they turn a DTO into a domain command, call the
 //! capability crate inside [`state::AppState::db`], and turn the result back into a DTO.
 
+pub mod availability_cache;
 pub mod content_cache;
 pub mod extract;
 pub mod fields;

@@ -47,6 +47,8 @@ pub struct AppState {
     pub limits: Limits,
     /// Group-commit writer for the audit events of reads.
     pub audit: clinic_patients::audit::AuditWriter,
+    /// Recent availability answers (cleared by every calendar change in this process).
+    pub availability: crate::availability_cache::AvailabilityCache,
     /// Published articles for the public pages and API.
     pub content: crate::content_cache::ContentCache,
     /// Per-address limit for the public (tokenless) write routes.

@@ -104,6 +104,7 @@ pub fn run(settings: Settings) -> Result<(), String> {
         },
         tokens: TokenCache::default(),
         content: Default::default(),
+        availability: Default::default(),
         public_limiter: Default::default(),
         audit: AuditWriter::start(settings.database_url.clone()),
     };

@@ -3,6 +3,7 @@
 //! the iCalendar invitation. Writes need `scheduling:write`; reads of appointments are reads
 //! of patient data and need `patients:read` (audited).
 
+use actix_web::web::Bytes;
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use clinic_domain::ids::{AppointmentId, PatientId, ProviderId};
@@ -103,7 +104,7 @@ pub async fn get_availability(
     state: web::Data<AppState>,
     _auth: Authorized<scopes::SchedulingWrite>,
     query: QueryParams<AvailabilityQuery>,
-) -> Result<web::Json<AvailabilityResponse>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let q = query.into_inner()?;
     let mut e = ValidationErrors::new();
     if q.to <= q.from {
@@ -129,11 +130,23 @@ pub async fn get_availability(
     };
     e.finish()?;
     let (now, zone, code) = (state.now(), state.clinic.time_zone, q.appointment_type.clone());
+    // Answers depend on the query and, through minimum notice, on the minute.
+    let key = format!(
+        "{}|{}|{}|{}|{}",
+        provider.map(|p| p.to_string()).unwrap_or_default(),
+        code,
+        q.from.timestamp(),
+        q.to.timestamp(),
+        now.timestamp().div_euclid(60)
+    );
+    if let Some(answer) = state.availability.get(&key) {
+        return Ok(HttpResponse::Ok().content_type("application/json").body(answer));
+    }
     let window = Span::new(q.from, q.to);
     let found = state
         .db(move |conn| repo::availability(conn, provider, &code, window, zone, now))
         .await?;
-    Ok(web::Json(AvailabilityResponse {
+    let answer = AvailabilityResponse {
         appointment_type: q.appointment_type,
         items: found
             .into_iter()
@@ -151,7 +164,10 @@ pub async fn get_availability(
                     .collect(),
             })
             .collect(),
-    }))
+    };
+    let bytes = Bytes::from(serde_json::to_vec(&answer).map_err(|e| ApiError::Internal(e.to_string()))?);
+    state.availability.insert(key, bytes.clone());
+    Ok(HttpResponse::Ok().content_type("application/json").body(bytes))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -313,6 +329,7 @@ pub async fn create_appointment(
     let booking = state
         .db(move |conn| repo::book(conn, &auth.actor, new, key, zone, now))
         .await?;
+    state.availability.clear();
     let (Booking::Created(a) | Booking::Replayed(a)) = booking;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/api/v1/appointments/{}", a.id)))
@@ -446,12 +463,11 @@ pub async fn reschedule_appointment(
     let id = appointment_id(&id)?;
     let start = clinic_store::time::from_db(clinic_store::time::to_db(body.into_inner()?.start));
     let (now, zone) = (state.now(), state.clinic.time_zone);
-    Ok(web::Json(
-        state
-            .db(move |conn| repo::reschedule(conn, &auth.actor, id, start, zone, now))
-            .await?
-            .into(),
-    ))
+    let changed = state
+        .db(move |conn| repo::reschedule(conn, &auth.actor, id, start, zone, now))
+        .await?;
+    state.availability.clear();
+    Ok(web::Json(changed.into()))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -470,12 +486,11 @@ async fn change(
 ) -> Result<web::Json<AppointmentResponse>, ApiError> {
     let id = appointment_id(id)?;
     let (actor, now) = (auth.actor.clone(), state.now());
-    Ok(web::Json(
-        state
-            .db(move |conn| repo::set_status(conn, &actor, id, to, reason, now))
-            .await?
-            .into(),
-    ))
+    let changed = state
+        .db(move |conn| repo::set_status(conn, &actor, id, to, reason, now))
+        .await?;
+    state.availability.clear();
+    Ok(web::Json(changed.into()))
 }
 
 /// Cancel a booked or checked-in appointment with a reason; its time is freed and its

@@ -234,6 +234,7 @@ pub async fn create_provider(
         hours,
     };
     let p = state.db(move |conn| repo::create(conn, fields, now)).await?;
+    state.availability.clear();
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/api/v1/providers/{}", p.id)))
         .json(ProviderResponse::from(p)))
@@ -314,12 +315,11 @@ pub async fn update_provider(
     };
     e.finish()?;
     let (version, now) = (b.version, state.now());
-    Ok(web::Json(
-        state
-            .db(move |conn| repo::update(conn, id, version, changes, now))
-            .await?
-            .into(),
-    ))
+    let changed = state
+        .db(move |conn| repo::update(conn, id, version, changes, now))
+        .await?;
+    state.availability.clear();
+    Ok(web::Json(changed.into()))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -405,6 +405,7 @@ pub async fn create_time_off(
     let t = state
         .db(move |conn| repo::add_time_off(conn, id, span, reason, now))
         .await?;
+    state.availability.clear();
     Ok(HttpResponse::Created().json(TimeOffResponse::from(t)))
 }
 
@@ -425,6 +426,7 @@ pub async fn delete_time_off(
     let id = provider_id(&id)?;
     let t: TimeOffId = t.parse().map_err(|_| ApiError::NotFound("time off"))?;
     state.db(move |conn| repo::delete_time_off(conn, id, t)).await?;
+    state.availability.clear();
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -481,6 +483,7 @@ pub async fn create_closure(
     let c = state
         .db(move |conn| closures::add(conn, Closure { date: b.date, name }, now))
         .await?;
+    state.availability.clear();
     Ok(HttpResponse::Created().json(ClosureDto {
         date: c.date,
         name: c.name,
@@ -497,6 +500,7 @@ pub async fn delete_closure(
 ) -> Result<HttpResponse, ApiError> {
     let date = NaiveDate::parse_from_str(&date, "%Y-%m-%d").map_err(|_| ApiError::NotFound("closure"))?;
     state.db(move |conn| closures::delete(conn, date)).await?;
+    state.availability.clear();
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -637,12 +641,11 @@ pub async fn update_appointment_type(
     };
     e.finish()?;
     let (code, version, now) = (code.into_inner(), b.version, state.now());
-    Ok(web::Json(
-        state
-            .db(move |conn| types::update(conn, &code, version, changes, now))
-            .await?
-            .into(),
-    ))
+    let changed = state
+        .db(move |conn| types::update(conn, &code, version, changes, now))
+        .await?;
+    state.availability.clear();
+    Ok(web::Json(changed.into()))
 }
 
 #[derive(Serialize, ToSchema)]

@@ -311,6 +311,7 @@ pub async fn confirm_appointment_request(
     let (request, appointment) = state
         .db(move |conn| repo::confirm(conn, &auth.actor, id, c, zone, now))
         .await?;
+    state.availability.clear();
     Ok(web::Json(ConfirmedRequest {
         request: request.into(),
         appointment: appointment.into(),

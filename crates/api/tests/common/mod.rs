@@ -112,6 +112,7 @@ impl TestApp {
             limits: Limits::default(),
             tokens: Default::default(),
             content: Default::default(),
+            availability: Default::default(),
             public_limiter: Default::default(),
             audit: clinic_patients::audit::AuditWriter::start(db.url().clone()),
         };

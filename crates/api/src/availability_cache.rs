@@ -1,0 +1,41 @@
+//! Availability answers, kept for a few seconds. A 90-day answer tries thousands of start
+//! times and serialises to ~200 KB, and staff tools ask the same question again and again
+//! between bookings (docs/performance.md). Any calendar change made through this process —
+//! a booking, reschedule, cancellation, status change, hours, time off, closure or type
+//! edit — clears it at once; another instance's changes show within [`TTL`]. Booking always
+//! re-checks the calendar, so a stale answer can at worst offer a slot that then gets 409.
+
+use std::time::Duration;
+
+use actix_web::web::Bytes;
+use moka::sync::Cache;
+
+pub const TTL: Duration = Duration::from_secs(5);
+
+#[derive(Clone)]
+pub struct AvailabilityCache {
+    answers: Cache<String, Bytes>,
+}
+
+impl Default for AvailabilityCache {
+    fn default() -> Self {
+        Self {
+            answers: Cache::builder().max_capacity(1_000).time_to_live(TTL).build(),
+        }
+    }
+}
+
+impl AvailabilityCache {
+    pub fn get(&self, key: &str) -> Option<Bytes> {
+        self.answers.get(key)
+    }
+
+    pub fn insert(&self, key: String, answer: Bytes) {
+        self.answers.insert(key, answer);
+    }
+
+    /// After any change to a calendar.
+    pub fn clear(&self) {
+        self.answers.invalidate_all();
+    }
+}
