@@ -412,11 +412,7 @@ pub async fn update_drug(
         ("stability_diluted_days", b.stability_diluted_days),
         ("stability_first_fill_days", b.stability_first_fill_days),
     ] {
-        if let Some(Some(d)) = v {
-            if !(1..=3650).contains(&d) {
-                e.push(FieldError::new(field, "out_of_range", "stability is 1 to 3650 days"));
-            }
-        }
+        stability_days(&mut e, field, v.flatten());
     }
     e.finish()?;
     let changes = DrugChanges {
