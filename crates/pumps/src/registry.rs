@@ -478,11 +478,6 @@ fn read_event(actor: &Actor, action: &'static str, patient: &str, now: DateTime<
     }
 }
 
-/// One pump, not audited (for callers that audit the access themselves).
-pub fn get_unaudited(conn: &mut DbConnection, id: &str) -> Result<Pump, PumpError> {
-    load_row(conn, id)?.try_into()
-}
-
 /// One pump (audited read).
 pub fn get(
     conn: &mut DbConnection,
@@ -757,9 +752,40 @@ pub fn fills(
         .load(conn)?)
 }
 
-/// The last fill was flagged for review.
-pub fn last_fill_discrepancy(conn: &mut DbConnection, pump_id: &str) -> Result<bool, PumpError> {
-    Ok(last_fill(conn, pump_id)?.is_some_and(|f| f.discrepancy))
+/// Active pumps due on or before `until` (ISO date), soonest first, with their patients'
+/// names: one query on the stored, indexed due date. Not audited: the caller audits.
+pub fn due_with_names(conn: &mut DbConnection, until: &str, limit: i64) -> Result<Vec<(Pump, String)>, PumpError> {
+    use clinic_store::schema::patients;
+    let rows: Vec<(PumpRow, String, String)> = pumps::table
+        .inner_join(patients::table)
+        .filter(pumps::status.eq("active"))
+        .filter(pumps::due_date.le(until))
+        .order((pumps::due_date, pumps::id))
+        .limit(limit)
+        .select((pumps::all_columns, patients::given_name, patients::family_name))
+        .load(conn)?;
+    rows.into_iter()
+        .map(|(row, given, family)| Ok((Pump::try_from(row)?, format!("{given} {family}"))))
+        .collect()
+}
+
+/// Whether each pump's last fill (given as (pump id, filled_at)) was flagged for review, in
+/// one query.
+pub fn discrepancies(
+    conn: &mut DbConnection,
+    last_fills: &[(String, DateTime<Utc>)],
+) -> Result<Vec<String>, PumpError> {
+    let ids: Vec<&str> = last_fills.iter().map(|(id, _)| id.as_str()).collect();
+    let flagged: Vec<(String, NaiveDateTime)> = pump_fills::table
+        .filter(pump_fills::pump_id.eq_any(&ids))
+        .filter(pump_fills::discrepancy.eq(true))
+        .select((pump_fills::pump_id, pump_fills::filled_at))
+        .load(conn)?;
+    Ok(flagged
+        .into_iter()
+        .filter(|(id, at)| last_fills.iter().any(|(p, f)| p == id && time::to_db(*f) == *at))
+        .map(|(id, _)| id)
+        .collect())
 }
 
 /// A validated programme.

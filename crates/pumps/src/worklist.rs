@@ -9,9 +9,7 @@ use clinic_patients::audit::{Actor, AuditWriter, PendingEvent};
 use clinic_scheduling::appointments;
 use clinic_scheduling::providers::Provider;
 use clinic_scheduling::types::REFILL;
-use clinic_store::schema::{patients, pumps};
 use clinic_store::DbConnection;
-use diesel::prelude::*;
 
 use crate::registry::{self, Pump};
 use crate::PumpError;
@@ -52,27 +50,41 @@ pub fn refills(
     let until = (today + Duration::days(i64::from(within_days)))
         .format("%Y-%m-%d")
         .to_string();
-    let ids: Vec<(String, String, String)> = pumps::table
-        .inner_join(patients::table)
-        .filter(pumps::status.eq("active"))
-        .filter(pumps::due_date.le(&until))
-        .order((pumps::due_date, pumps::id))
-        .limit(limit)
-        .select((pumps::id, patients::given_name, patients::family_name))
-        .load(conn)?;
-    let mut entries = Vec::with_capacity(ids.len());
+    // Three queries for the whole list: the due pumps, their last fills' flags, and the
+    // refills booked for their patients (matched up in memory).
+    let due = registry::due_with_names(conn, &until, limit)?;
+    let last_fills: Vec<(String, DateTime<Utc>)> = due
+        .iter()
+        .filter_map(|(p, _)| p.forecast.inputs.filled_at.map(|f| (p.id.clone(), f)))
+        .collect();
+    let flagged = registry::discrepancies(conn, &last_fills)?;
+    // A refill still ahead (from the start of today) and after the last fill counts.
+    let start_of_today = end_of_day(zone, today - Duration::days(1));
+    let latest_due = due.iter().map(|(p, _)| p.forecast.due_date).max().unwrap_or(today);
+    let mut patient_ids: Vec<_> = due.iter().map(|(p, _)| p.patient_id).collect();
+    patient_ids.sort();
+    patient_ids.dedup();
+    let booked = appointments::live_of_type_for_patients(
+        conn,
+        &patient_ids,
+        REFILL,
+        start_of_today,
+        end_of_day(zone, latest_due),
+    )?;
+    let mut entries = Vec::with_capacity(due.len());
     let mut events = Vec::new();
-    for (id, given, family) in ids {
-        let pump: Pump = registry::get_unaudited(conn, &id)?;
-        let due = pump.forecast.due_date;
-        // A refill still ahead (from the start of today) and after the last fill counts.
-        let start_of_today = end_of_day(zone, today - Duration::days(1));
+    for (pump, patient_name) in due {
+        let due_date = pump.forecast.due_date;
         let from = pump
             .forecast
             .inputs
             .filled_at
             .map_or(start_of_today, |f| f.max(start_of_today));
-        let booked = appointments::first_live_of_type(conn, pump.patient_id, REFILL, from, end_of_day(zone, due))?;
+        let until_due = end_of_day(zone, due_date);
+        let refill_booked = booked
+            .iter()
+            .find(|a| a.patient_id == pump.patient_id && a.start >= from && a.start < until_due)
+            .cloned();
         events.push(PendingEvent {
             actor: actor.clone(),
             action: "pump.worklist",
@@ -81,12 +93,12 @@ pub fn refills(
             at: now,
         });
         entries.push(WorklistEntry {
-            overdue: due < today,
+            overdue: due_date < today,
             due_now_missing_data: pump.forecast.binding == Binding::MissingData,
-            discrepancy_at_last_fill: registry::last_fill_discrepancy(conn, &id)?,
+            discrepancy_at_last_fill: flagged.contains(&pump.id),
             replacement_due: pump.replacement_deadline <= today + Duration::days(i64::from(within_days)),
-            patient_name: format!("{given} {family}"),
-            refill_booked: booked,
+            patient_name,
+            refill_booked,
             pump,
         });
     }

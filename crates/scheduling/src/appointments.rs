@@ -689,22 +689,23 @@ pub fn upcoming_for_provider(
     rows.into_iter().map(to_appointment).collect()
 }
 
-/// The first live appointment of a type for a patient starting in `[from, to)`.
-pub fn first_live_of_type(
+/// Live appointments of a type for any of `patients`, starting in `[from, to)`, by start
+/// (one query, for lists that match them up in memory).
+pub fn live_of_type_for_patients(
     conn: &mut DbConnection,
-    patient: PatientId,
+    patients: &[PatientId],
     type_code: &str,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
-) -> Result<Option<Appointment>, SchedulingError> {
-    let row: Option<Joined> = joined_query!()
-        .filter(appointments::patient_id.eq(patient.to_string()))
+) -> Result<Vec<Appointment>, SchedulingError> {
+    let ids: Vec<String> = patients.iter().map(ToString::to_string).collect();
+    let rows: Vec<Joined> = joined_query!()
+        .filter(appointments::patient_id.eq_any(&ids))
         .filter(appointments::type_code.eq(type_code))
         .filter(appointments::status.eq_any(LIVE))
         .filter(appointments::starts_at.ge(time::to_db(from)))
         .filter(appointments::starts_at.lt(time::to_db(to)))
         .order(appointments::starts_at)
-        .first(conn)
-        .optional()?;
-    row.map(to_appointment).transpose()
+        .load(conn)?;
+    rows.into_iter().map(to_appointment).collect()
 }
