@@ -146,6 +146,12 @@ async fn example_1_morphine_through_the_api() {
         )
         .await;
     assert_eq!(set.status, StatusCode::OK, "{}", set.text());
+    let policy_events = c
+        .app
+        .get("/api/v1/audit-events?action=forecast_policy.update", &c.app.admin)
+        .await
+        .json();
+    assert_eq!(policy_events["items"].as_array().map(Vec::len), Some(1));
     let f = c.forecast(&pump).await;
     assert_eq!(
         f["alarm_at"].as_str().map(|s| &s[..16]),
@@ -663,6 +669,28 @@ async fn catalogues_are_clinic_editable() {
         .await;
     assert_eq!(filled.status, StatusCode::CREATED, "{}", filled.text());
     assert_eq!(filled.json()["fill"]["stability_days"], 60);
+    let events = c
+        .app
+        .get("/api/v1/audit-events?subject_type=drug", &c.app.admin)
+        .await
+        .json();
+    let actions: Vec<&str> = events["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    assert_eq!(
+        actions,
+        ["drug.update", "drug.create"],
+        "who changed a stability limit is recorded"
+    );
+    let models = c
+        .app
+        .get("/api/v1/audit-events?subject_id=acme-flow-30", &c.app.admin)
+        .await
+        .json();
+    assert_eq!(models["items"].as_array().map(Vec::len), Some(2));
     c.app
         .get("/api/v1/pump-models", &c.app.token(&["patients:read"]))
         .await

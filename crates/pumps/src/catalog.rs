@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use clinic_domain::forecast::MassUnit;
+use clinic_patients::audit::{self, Actor};
 use clinic_store::schema::{drugs, forecast_policy, pump_models};
 use clinic_store::{dialect, time, DbConnection};
 use diesel::prelude::*;
@@ -148,6 +149,7 @@ pub struct DrugChanges {
 /// Edits a drug. Existing fills keep the limit they were given; the next fill uses the new one.
 pub fn update_drug(
     conn: &mut DbConnection,
+    actor: &Actor,
     code: &str,
     expected_version: i64,
     c: DrugChanges,
@@ -173,6 +175,7 @@ pub fn update_drug(
         if written != 1 {
             return Err(stale(expected_version + 1));
         }
+        audit::record(conn, actor, "drug.update", "drug", code, now)?;
         drug(conn, code)
     })
 }
@@ -216,6 +219,7 @@ pub fn policy(conn: &mut DbConnection) -> Result<Policy, PumpError> {
 /// in the same transaction.
 pub fn set_policy(
     conn: &mut DbConnection,
+    actor: &Actor,
     expected_version: i64,
     margin_days: u32,
     factor: Option<Decimal>,
@@ -240,6 +244,7 @@ pub fn set_policy(
             .set(values)
             .execute(conn)?;
     }
+    audit::record(conn, actor, "forecast_policy.update", "forecast_policy", POLICY_ID, now)?;
     policy(conn)
 }
 
@@ -336,7 +341,12 @@ pub struct NewModel {
     pub source: String,
 }
 
-pub fn create_model(conn: &mut DbConnection, m: NewModel, now: DateTime<Utc>) -> Result<PumpModel, PumpError> {
+pub fn create_model(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    m: NewModel,
+    now: DateTime<Utc>,
+) -> Result<PumpModel, PumpError> {
     dialect::write_transaction(conn, |conn| {
         if pump_models::table.find(&m.code).count().get_result::<i64>(conn)? > 0 {
             return Err(PumpError::Conflict {
@@ -357,6 +367,7 @@ pub fn create_model(conn: &mut DbConnection, m: NewModel, now: DateTime<Utc>) ->
                 updated_at: time::to_db(now),
             })
             .execute(conn)?;
+        audit::record(conn, actor, "pump_model.create", "pump_model", &m.code, now)?;
         model(conn, &m.code)
     })
 }
@@ -374,6 +385,7 @@ pub struct ModelChanges {
 
 pub fn update_model(
     conn: &mut DbConnection,
+    actor: &Actor,
     code: &str,
     expected_version: i64,
     c: ModelChanges,
@@ -411,6 +423,7 @@ pub fn update_model(
         if written != 1 {
             return Err(stale(expected_version + 1));
         }
+        audit::record(conn, actor, "pump_model.update", "pump_model", code, now)?;
         model(conn, code)
     })
 }
@@ -427,7 +440,7 @@ pub struct NewDrug {
     pub source: String,
 }
 
-pub fn create_drug(conn: &mut DbConnection, d: NewDrug, now: DateTime<Utc>) -> Result<Drug, PumpError> {
+pub fn create_drug(conn: &mut DbConnection, actor: &Actor, d: NewDrug, now: DateTime<Utc>) -> Result<Drug, PumpError> {
     dialect::write_transaction(conn, |conn| {
         if drugs::table.find(&d.code).count().get_result::<i64>(conn)? > 0 {
             return Err(PumpError::Conflict {
@@ -448,6 +461,7 @@ pub fn create_drug(conn: &mut DbConnection, d: NewDrug, now: DateTime<Utc>) -> R
                 updated_at: time::to_db(now),
             })
             .execute(conn)?;
+        audit::record(conn, actor, "drug.create", "drug", &d.code, now)?;
         drug(conn, &d.code)
     })
 }

@@ -166,7 +166,7 @@ pub struct CreatePumpModelRequest {
 #[post("/pump-models")]
 pub async fn create_pump_model(
     state: web::Data<AppState>,
-    _auth: Authorized<scopes::PumpsWrite>,
+    auth: Authorized<scopes::PumpsWrite>,
     body: JsonBody<CreatePumpModelRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner()?;
@@ -210,7 +210,9 @@ pub async fn create_pump_model(
         source,
     };
     let now = state.now();
-    let m = state.db(move |conn| catalog::create_model(conn, new, now)).await?;
+    let m = state
+        .db(move |conn| catalog::create_model(conn, &auth.actor, new, now))
+        .await?;
     Ok(HttpResponse::Created().json(PumpModelResponse::from(m)))
 }
 
@@ -239,7 +241,7 @@ pub struct UpdatePumpModelRequest {
 #[patch("/pump-models/{code}")]
 pub async fn update_pump_model(
     state: web::Data<AppState>,
-    _auth: Authorized<scopes::PumpsWrite>,
+    auth: Authorized<scopes::PumpsWrite>,
     code: web::Path<String>,
     body: JsonBody<UpdatePumpModelRequest>,
 ) -> Result<web::Json<PumpModelResponse>, ApiError> {
@@ -269,7 +271,7 @@ pub async fn update_pump_model(
     let (code, version, now) = (code.into_inner(), b.version, state.now());
     Ok(web::Json(
         state
-            .db(move |conn| catalog::update_model(conn, &code, version, changes, now))
+            .db(move |conn| catalog::update_model(conn, &auth.actor, &code, version, changes, now))
             .await?
             .into(),
     ))
@@ -347,7 +349,7 @@ pub struct CreateDrugRequest {
 #[post("/drugs")]
 pub async fn create_drug(
     state: web::Data<AppState>,
-    _auth: Authorized<scopes::PumpsWrite>,
+    auth: Authorized<scopes::PumpsWrite>,
     body: JsonBody<CreateDrugRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner()?;
@@ -366,7 +368,9 @@ pub async fn create_drug(
     };
     e.finish()?;
     let now = state.now();
-    let d = state.db(move |conn| catalog::create_drug(conn, new, now)).await?;
+    let d = state
+        .db(move |conn| catalog::create_drug(conn, &auth.actor, new, now))
+        .await?;
     Ok(HttpResponse::Created().json(DrugResponse::from(d)))
 }
 
@@ -401,7 +405,7 @@ pub struct UpdateDrugRequest {
 #[patch("/drugs/{code}")]
 pub async fn update_drug(
     state: web::Data<AppState>,
-    _auth: Authorized<scopes::PumpsWrite>,
+    auth: Authorized<scopes::PumpsWrite>,
     code: web::Path<String>,
     body: JsonBody<UpdateDrugRequest>,
 ) -> Result<web::Json<DrugResponse>, ApiError> {
@@ -425,7 +429,7 @@ pub async fn update_drug(
     let (code, version, now) = (code.into_inner(), b.version, state.now());
     Ok(web::Json(
         state
-            .db(move |conn| catalog::update_drug(conn, &code, version, changes, now))
+            .db(move |conn| catalog::update_drug(conn, &auth.actor, &code, version, changes, now))
             .await?
             .into(),
     ))
@@ -469,7 +473,7 @@ pub async fn get_forecast_policy(
 #[put("/forecast-policy")]
 pub async fn update_forecast_policy(
     state: web::Data<AppState>,
-    _auth: Authorized<scopes::PumpsWrite>,
+    auth: Authorized<scopes::PumpsWrite>,
     body: JsonBody<ForecastPolicyDto>,
 ) -> Result<web::Json<ForecastPolicyDto>, ApiError> {
     let b = body.into_inner()?;
@@ -495,7 +499,7 @@ pub async fn update_forecast_policy(
     let p = state
         .db(move |conn| {
             clinic_store::dialect::write_transaction(conn, |conn| {
-                let p = catalog::set_policy(conn, b.version, b.margin_days, b.over_infusion_factor, now)?;
+                let p = catalog::set_policy(conn, &auth.actor, b.version, b.margin_days, b.over_infusion_factor, now)?;
                 repo::recompute_all(conn, zone, now)?;
                 Ok::<_, clinic_pumps::PumpError>(p)
             })
