@@ -88,3 +88,54 @@ macro_rules! on_native {
         }
     };
 }
+
+/// Claims up to `limit` outbox rows that are ready (pending and due, or sending with an
+/// expired lease) for `lease`, and returns their ids. On PostgreSQL `FOR UPDATE SKIP
+/// LOCKED` lets several dispatchers claim at once without ever taking the same row; on
+/// SQLite the writer lock serialises claims.
+pub fn claim_outbox(
+    conn: &mut DbConnection,
+    now: chrono::NaiveDateTime,
+    lease_until: chrono::NaiveDateTime,
+    limit: i64,
+) -> Result<Vec<String>, DieselError> {
+    use diesel::sql_types::{Text, Timestamp};
+    #[derive(diesel::QueryableByName)]
+    struct Claimed {
+        #[diesel(sql_type = Text)]
+        id: String,
+    }
+    const READY: &str = "(state = 'pending' AND next_attempt_at <= $1 AND due_at <= $1) \
+                         OR (state = 'sending' AND lease_until < $1)";
+    let rows: Vec<Claimed> = match conn {
+        DbConnection::Postgresql(pg) => diesel::sql_query(format!(
+            "UPDATE outbox SET state = 'sending', lease_until = $2, attempts = attempts + 1, updated_at = $1 \
+             WHERE id IN (SELECT id FROM outbox WHERE {READY} ORDER BY due_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+             RETURNING id"
+        ))
+        .bind::<Timestamp, _>(now)
+        .bind::<Timestamp, _>(lease_until)
+        .bind::<BigInt, _>(limit)
+        .load(pg)?,
+        DbConnection::Sqlite(_) => write_transaction(conn, |conn| {
+            let ids: Vec<Claimed> = diesel::sql_query(format!(
+                "SELECT id FROM outbox WHERE {READY} ORDER BY due_at, id LIMIT $2"
+            ))
+            .bind::<Timestamp, _>(now)
+            .bind::<BigInt, _>(limit)
+            .load(conn)?;
+            for c in &ids {
+                diesel::sql_query(
+                    "UPDATE outbox SET state = 'sending', lease_until = $1, attempts = attempts + 1, updated_at = $2 \
+                     WHERE id = $3",
+                )
+                .bind::<Timestamp, _>(lease_until)
+                .bind::<Timestamp, _>(now)
+                .bind::<Text, _>(&c.id)
+                .execute(conn)?;
+            }
+            Ok::<_, DieselError>(ids)
+        })?,
+    };
+    Ok(rows.into_iter().map(|c| c.id).collect())
+}

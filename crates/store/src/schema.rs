@@ -180,6 +180,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     pumps,
     pump_fills,
     pump_programs,
+    outbox,
 );
 
 diesel::table! {
@@ -422,3 +423,24 @@ diesel::joinable!(pumps -> pump_models (model_code));
 diesel::joinable!(pump_fills -> pumps (pump_id));
 diesel::joinable!(pump_fills -> drugs (drug_code));
 diesel::joinable!(pump_programs -> pumps (pump_id));
+
+diesel::table! {
+    outbox (id) {
+        id -> Text,
+        dedupe_key -> Text,
+        kind -> Text,
+        subject_type -> Text,
+        subject_id -> Text,
+        patient_id -> Nullable<Text>,
+        refers_to -> Timestamp,
+        due_at -> Timestamp,
+        state -> Text,
+        attempts -> BigInt,
+        next_attempt_at -> Timestamp,
+        lease_until -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        message_id -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}

@@ -1,0 +1,169 @@
+//! The outbox: every email is a row before it is sent.
+//!
+//! Rows are created idempotently by a dedupe key that names what the email is about and the
+//! instant it refers to (so a rescheduled appointment gets new rows and the old ones can be
+//! voided). Dispatchers claim ready rows with a lease; a crash leaves the lease to expire and
+//! the row is claimed again (at-least-once: only the in-flight batch can be sent twice, and
+//! its stable Message-ID makes that traceable). Failures back off exponentially; a row that
+//! keeps failing, or is refused permanently, ends `failed` for staff to follow up.
+
+use chrono::{DateTime, Duration, NaiveDateTime, Utc};
+use clinic_store::schema::outbox;
+use clinic_store::{dialect, time, DbConnection, StoreError};
+use diesel::prelude::*;
+
+#[derive(Debug, Clone, PartialEq, Queryable)]
+pub struct OutboxRow {
+    pub id: String,
+    pub dedupe_key: String,
+    pub kind: String,
+    pub subject_type: String,
+    pub subject_id: String,
+    pub patient_id: Option<String>,
+    pub refers_to: NaiveDateTime,
+    pub due_at: NaiveDateTime,
+    pub state: String,
+    pub attempts: i64,
+    pub next_attempt_at: NaiveDateTime,
+    pub lease_until: Option<NaiveDateTime>,
+    pub last_error: Option<String>,
+    pub message_id: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// A row to create.
+#[derive(Debug, Clone)]
+pub struct NewOutboxRow {
+    pub dedupe_key: String,
+    pub kind: String,
+    pub subject_type: String,
+    pub subject_id: String,
+    pub patient_id: Option<String>,
+    pub refers_to: DateTime<Utc>,
+    pub due_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Enqueued {
+    Created(String),
+    /// A row with this key exists already: nothing was added.
+    Existing(String),
+}
+
+/// Creates the row unless its key exists. Call inside the transaction of the change that
+/// causes it, where there is one.
+pub fn enqueue(conn: &mut DbConnection, new: NewOutboxRow, now: DateTime<Utc>) -> Result<Enqueued, StoreError> {
+    dialect::write_transaction(conn, |conn| {
+        let existing: Option<String> = outbox::table
+            .filter(outbox::dedupe_key.eq(&new.dedupe_key))
+            .select(outbox::id)
+            .first(conn)
+            .optional()?;
+        if let Some(id) = existing {
+            return Ok(Enqueued::Existing(id));
+        }
+        let id = uuid::Uuid::now_v7().to_string();
+        diesel::insert_into(outbox::table)
+            .values((
+                outbox::id.eq(&id),
+                outbox::dedupe_key.eq(&new.dedupe_key),
+                outbox::kind.eq(&new.kind),
+                outbox::subject_type.eq(&new.subject_type),
+                outbox::subject_id.eq(&new.subject_id),
+                outbox::patient_id.eq(&new.patient_id),
+                outbox::refers_to.eq(time::to_db(new.refers_to)),
+                outbox::due_at.eq(time::to_db(new.due_at)),
+                outbox::state.eq("pending"),
+                outbox::attempts.eq(0i64),
+                outbox::next_attempt_at.eq(time::to_db(new.due_at)),
+                outbox::message_id.eq(format!("<{id}@clinic-platform>")),
+                outbox::created_at.eq(time::to_db(now)),
+                outbox::updated_at.eq(time::to_db(now)),
+            ))
+            .execute(conn)?;
+        Ok(Enqueued::Created(id))
+    })
+}
+
+/// Claims up to `limit` ready rows for `lease` and returns them.
+pub fn claim(
+    conn: &mut DbConnection,
+    now: DateTime<Utc>,
+    lease: Duration,
+    limit: i64,
+) -> Result<Vec<OutboxRow>, StoreError> {
+    let ids = dialect::claim_outbox(conn, time::to_db(now), time::to_db(now + lease), limit)?;
+    Ok(outbox::table
+        .filter(outbox::id.eq_any(&ids))
+        .order((outbox::due_at, outbox::id))
+        .load(conn)?)
+}
+
+pub fn get(conn: &mut DbConnection, id: &str) -> Result<Option<OutboxRow>, StoreError> {
+    Ok(outbox::table.find(id).first(conn).optional()?)
+}
+
+/// The SMTP server accepted the message.
+pub fn mark_sent(conn: &mut DbConnection, id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+    diesel::update(outbox::table.find(id).filter(outbox::state.eq("sending")))
+        .set((
+            outbox::state.eq("sent"),
+            outbox::lease_until.eq(None::<NaiveDateTime>),
+            outbox::updated_at.eq(time::to_db(now)),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Attempts after which a failing email is given up (then `failed`, for staff).
+pub const MAX_ATTEMPTS: i64 = 8;
+
+/// Backoff after the `attempts`-th failed attempt: 1, 2, 4 … minutes, at most 6 hours.
+pub fn backoff(attempts: i64) -> Duration {
+    Duration::minutes(1i64 << (attempts - 1).clamp(0, 9)).min(Duration::hours(6))
+}
+
+/// A send failed: retry later with backoff, or give up when it is permanent or has failed
+/// too often. Returns the new state.
+pub fn mark_failed(
+    conn: &mut DbConnection,
+    id: &str,
+    error: &str,
+    permanent: bool,
+    now: DateTime<Utc>,
+) -> Result<String, StoreError> {
+    dialect::write_transaction(conn, |conn| {
+        let row: OutboxRow = outbox::table.find(id).first(conn)?;
+        let give_up = permanent || row.attempts >= MAX_ATTEMPTS;
+        let state = if give_up { "failed" } else { "pending" };
+        diesel::update(outbox::table.find(id))
+            .set((
+                outbox::state.eq(state),
+                outbox::lease_until.eq(None::<NaiveDateTime>),
+                outbox::last_error.eq(error.chars().take(500).collect::<String>()),
+                outbox::next_attempt_at.eq(time::to_db(now + backoff(row.attempts))),
+                outbox::updated_at.eq(time::to_db(now)),
+            ))
+            .execute(conn)?;
+        Ok(state.to_owned())
+    })
+}
+
+/// Voids the unsent rows about a subject (a rescheduled or cancelled appointment). Returns
+/// how many were voided.
+pub fn void_pending(
+    conn: &mut DbConnection,
+    subject_type: &str,
+    subject_id: &str,
+    now: DateTime<Utc>,
+) -> Result<usize, StoreError> {
+    Ok(diesel::update(
+        outbox::table
+            .filter(outbox::subject_type.eq(subject_type))
+            .filter(outbox::subject_id.eq(subject_id))
+            .filter(outbox::state.eq("pending")),
+    )
+    .set((outbox::state.eq("void"), outbox::updated_at.eq(time::to_db(now))))
+    .execute(conn)?)
+}
