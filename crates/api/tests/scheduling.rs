@@ -456,6 +456,23 @@ async fn reschedule_cancel_and_status_machine() {
 }
 
 #[actix_web::test]
+async fn a_no_show_cannot_be_recorded_before_the_start() {
+    let c = clinic().await;
+    let booked = c.book("refill", "2027-01-06T09:00:00-06:00").await;
+    assert_eq!(booked.status, StatusCode::CREATED, "{}", booked.text());
+    let id = booked.json()["id"].as_str().expect("id").to_owned();
+    let path = format!("/api/v1/appointments/{id}/no-show");
+
+    c.app.clock.set(utc(2027, 1, 6, 14, 59));
+    c.app.post(&path, &c.staff, json!({})).await.problem(409, "not_started");
+    let unchanged = c.app.get(&format!("/api/v1/appointments/{id}"), &c.staff).await.json();
+    assert_eq!(unchanged["status"], "booked", "a refused no-show writes nothing");
+
+    c.app.clock.set(utc(2027, 1, 6, 15, 0));
+    assert_eq!(c.app.post(&path, &c.staff, json!({})).await.json()["status"], "no_show");
+}
+
+#[actix_web::test]
 async fn bad_booking_input_names_fields_and_writes_nothing() {
     let c = clinic().await;
     let count = || async {

@@ -527,6 +527,17 @@ pub fn set_status(
         if !current.status.can_become(to) {
             return Err(invalid_transition(current.status, to.as_str()));
         }
+        // A patient cannot have missed an appointment that has not begun; an early no-show
+        // would also free the slot and stop its reminders.
+        if to == AppointmentStatus::NoShow && now < current.start {
+            return Err(SchedulingError::Conflict {
+                code: "not_started",
+                detail: format!(
+                    "an appointment cannot be a no-show before it starts ({})",
+                    current.start.to_rfc3339()
+                ),
+            });
+        }
         let sequence = current.sequence + i64::from(to == AppointmentStatus::Cancelled);
         diesel::update(appointments::table.find(id.to_string()))
             .set((

@@ -544,9 +544,9 @@ pub async fn complete_appointment(
     change(&state, &auth, &id, AppointmentStatus::Completed, None).await
 }
 
-/// The patient did not come (booked → no_show).
+/// The patient did not come (booked → no_show). Only once the appointment has started.
 #[utoipa::path(tag = "scheduling", security(("bearer" = ["scheduling:write"])), params(("id" = String, Path, description = "Appointment id")),
-    responses((status = 200, body = AppointmentResponse), (status = 409, description = "`invalid_transition`", body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, body = AppointmentResponse), (status = 409, description = "Not booked (`invalid_transition`), or not started yet (`not_started`)", body = Problem, content_type = "application/problem+json")))]
 #[post("/appointments/{id}/no-show")]
 pub async fn mark_no_show_appointment(
     state: web::Data<AppState>,
