@@ -636,6 +636,10 @@ async fn icalendar_invites_grow_their_sequence_and_cancel() {
     ] {
         assert!(lines.iter().any(|l| l == expected), "missing {expected} in {lines:?}");
     }
+    let prodids: Vec<&String> = lines.iter().filter(|l| l.starts_with("PRODID:")).collect();
+    assert_eq!(prodids.len(), 1, "{lines:?}");
+    assert!(prodids[0].starts_with("PRODID:-//Clinic Platform//"), "{}", prodids[0]);
+    assert_eq!(lines.iter().filter(|l| l.starts_with("VERSION:2.0")).count(), 1);
     let uid = lines.iter().find(|l| l.starts_with("UID:")).expect("uid").clone();
     let text = ics.text().to_lowercase();
     for word in ["refill", "pump", "dose", "morphine", "baclofen", "reservoir"] {

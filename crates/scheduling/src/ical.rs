@@ -21,6 +21,22 @@ pub struct ClinicContact {
     pub location: String,
 }
 
+/// Identifies this product to calendar clients (RFC 5545 §3.7.3) instead of the library's default.
+const PRODID: &str = concat!(
+    "-//Clinic Platform//Clinic Platform ",
+    env!("CARGO_PKG_VERSION"),
+    "//EN"
+);
+
+fn calendar(method: &str) -> Calendar {
+    let mut cal = Calendar::empty();
+    cal.append_property(Property::new("VERSION", "2.0"))
+        .append_property(Property::new("PRODID", PRODID))
+        .append_property(Property::new("CALSCALE", "GREGORIAN"))
+        .append_property(Property::new("METHOD", method));
+    cal
+}
+
 pub fn uid(a: &Appointment) -> String {
     format!("{}@clinic-platform", a.id)
 }
@@ -57,8 +73,7 @@ pub fn appointment_invite(a: &Appointment, clinic: &ClinicContact, now: DateTime
     } else {
         format!("To confirm or reschedule, call {}.", clinic.phone)
     };
-    let mut cal = Calendar::new();
-    cal.append_property(Property::new("METHOD", if cancelled { "CANCEL" } else { "REQUEST" }));
+    let mut cal = calendar(if cancelled { "CANCEL" } else { "REQUEST" });
     cal.push(event(a, &summary, &description, &clinic.location, now));
     cal.done().to_string()
 }
@@ -66,9 +81,8 @@ pub fn appointment_invite(a: &Appointment, clinic: &ClinicContact, now: DateTime
 /// A provider's subscribable feed: their upcoming appointments, by type, without patient
 /// names (the feed URL is a bearer secret that may end up in a calendar app).
 pub fn provider_feed(provider_name: &str, list: &[Appointment], clinic: &ClinicContact, now: DateTime<Utc>) -> String {
-    let mut cal = Calendar::new();
+    let mut cal = calendar("PUBLISH");
     cal.name(&format!("{provider_name} · {}", clinic.name));
-    cal.append_property(Property::new("METHOD", "PUBLISH"));
     for a in list {
         let description = a
             .note
