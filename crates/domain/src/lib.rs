@@ -11,6 +11,7 @@ pub mod content;
 pub mod forecast;
 pub mod ids;
 pub mod patient;
+pub mod reminders;
 pub mod scheduling;
 pub mod screening;
 pub mod time;
