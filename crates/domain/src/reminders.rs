@@ -5,7 +5,7 @@
 //! time, so it follows DST), and is dropped when that is no longer before the appointment:
 //! the planner then puts the patient on the outreach list instead.
 
-use chrono::{DateTime, Duration, NaiveDateTime, NaiveTime, Utc};
+use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 
 use crate::time::{ClinicZone, LocalTime};
 use crate::FieldError;
@@ -94,6 +94,63 @@ pub fn appointment_reminder_at(
 ) -> Option<DateTime<Utc>> {
     let at = quiet.next_allowed(start - before, patient_zone);
     (at < start).then_some(at)
+}
+
+/// Days before the refill due date on which a refill reminder is sent (21, 14, 7 by
+/// default), kept from the furthest to the nearest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefillOffsets(Vec<u32>);
+
+impl Default for RefillOffsets {
+    fn default() -> Self {
+        Self(vec![21, 14, 7])
+    }
+}
+
+impl RefillOffsets {
+    /// The longest a pump may go between refills is well under a year; 1–180 days bounds typos.
+    pub const MAX_DAYS: u32 = 180;
+
+    pub fn new(days: &[i64]) -> Result<Self, FieldError> {
+        let invalid = |message: String| FieldError::new("refill_offsets_days", "invalid_offsets", message);
+        if days.is_empty() || days.len() > 10 {
+            return Err(invalid("give between 1 and 10 offsets".into()));
+        }
+        let mut out = Vec::with_capacity(days.len());
+        for &d in days {
+            match u32::try_from(d) {
+                Ok(d) if (1..=Self::MAX_DAYS).contains(&d) => out.push(d),
+                _ => {
+                    return Err(invalid(format!(
+                        "{d} is not a number of days from 1 to {}",
+                        Self::MAX_DAYS
+                    )))
+                }
+            }
+        }
+        out.sort_unstable_by(|a, b| b.cmp(a));
+        if out.windows(2).any(|w| w[0] == w[1]) {
+            return Err(invalid("each offset may appear once".into()));
+        }
+        Ok(Self(out))
+    }
+
+    pub fn days(&self) -> &[u32] {
+        &self.0
+    }
+}
+
+/// When the refill reminder `days_before` the due date goes out: that local date at
+/// `send_at` on the patient's wall clock, moved out of quiet hours if `send_at` is inside them.
+pub fn refill_reminder_at(
+    due: NaiveDate,
+    days_before: u32,
+    send_at: NaiveTime,
+    quiet: QuietHours,
+    patient_zone: ClinicZone,
+) -> DateTime<Utc> {
+    let date = due - Duration::days(i64::from(days_before));
+    quiet.next_allowed(first_instant_from(patient_zone, date.and_time(send_at)), patient_zone)
 }
 
 #[cfg(test)]
@@ -187,6 +244,56 @@ mod tests {
             utc(2027, 2, 10, 2, 0)
         );
         assert!(QuietHours::new(hm(9, 0), hm(9, 0)).is_err());
+    }
+
+    fn date(y: i32, m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, d).expect("date")
+    }
+
+    #[test]
+    fn refill_offsets_are_validated_and_sorted() {
+        assert_eq!(RefillOffsets::default().days(), &[21, 14, 7]);
+        assert_eq!(RefillOffsets::new(&[7, 21, 14]).expect("offsets").days(), &[21, 14, 7]);
+        for bad in [
+            &[][..],
+            &[0],
+            &[-3],
+            &[181],
+            &[7, 7],
+            &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
+        ] {
+            let e = RefillOffsets::new(bad).expect_err("refused");
+            assert_eq!(
+                (e.field.as_str(), e.code.as_str()),
+                ("refill_offsets_days", "invalid_offsets"),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn refill_reminders_go_out_on_the_local_date_at_the_send_time() {
+        let q = QuietHours::default();
+        // Due 31 Mar 2027; 21 days before is 10 Mar (CST), 7 days before 24 Mar (CDT).
+        assert_eq!(
+            refill_reminder_at(date(2027, 3, 31), 21, hm(9, 0), q, zone(CHICAGO)),
+            utc(2027, 3, 10, 15, 0)
+        );
+        assert_eq!(
+            refill_reminder_at(date(2027, 3, 31), 7, hm(9, 0), q, zone(CHICAGO)),
+            utc(2027, 3, 24, 14, 0)
+        );
+        // A send time inside quiet hours waits for their end.
+        assert_eq!(
+            refill_reminder_at(date(2027, 3, 31), 7, hm(6, 0), q, zone(CHICAGO)),
+            utc(2027, 3, 24, 13, 0)
+        );
+        // A send time the clocks skip goes out when the gap ends (2027-03-14 02:30 CST → 03:00 CDT).
+        let night_owl = QuietHours::new(hm(23, 0), hm(1, 0)).expect("quiet hours");
+        assert_eq!(
+            refill_reminder_at(date(2027, 3, 21), 7, hm(2, 30), night_owl, zone(CHICAGO)),
+            utc(2027, 3, 14, 8, 0)
+        );
     }
 
     proptest! {
