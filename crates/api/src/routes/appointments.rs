@@ -412,10 +412,6 @@ pub async fn list_appointments(
     }))
 }
 
-fn appointment_id(raw: &str) -> Result<AppointmentId, ApiError> {
-    raw.parse().map_err(|_| ApiError::NotFound("appointment"))
-}
-
 /// Read an appointment (audited).
 #[utoipa::path(tag = "scheduling", security(("bearer" = ["patients:read"])), params(("id" = String, Path, description = "Appointment id")), responses((status = 200, body = AppointmentResponse)))]
 #[get("/appointments/{id}")]
@@ -424,7 +420,7 @@ pub async fn get_appointment(
     auth: Authorized<scopes::PatientsRead>,
     id: web::Path<String>,
 ) -> Result<web::Json<AppointmentResponse>, ApiError> {
-    let id = appointment_id(&id)?;
+    let id: AppointmentId = super::path_id(&id, "appointment")?;
     let (audit, now) = (state.audit.clone(), state.now());
     Ok(web::Json(
         state
@@ -460,7 +456,7 @@ pub async fn reschedule_appointment(
     id: web::Path<String>,
     body: JsonBody<RescheduleRequest>,
 ) -> Result<web::Json<AppointmentResponse>, ApiError> {
-    let id = appointment_id(&id)?;
+    let id: AppointmentId = super::path_id(&id, "appointment")?;
     let start = clinic_store::time::from_db(clinic_store::time::to_db(body.into_inner()?.start));
     let (now, zone) = (state.now(), state.clinic.time_zone);
     let changed = state
@@ -484,7 +480,7 @@ async fn change(
     to: AppointmentStatus,
     reason: Option<String>,
 ) -> Result<web::Json<AppointmentResponse>, ApiError> {
-    let id = appointment_id(id)?;
+    let id: AppointmentId = super::path_id(id, "appointment")?;
     let (actor, now) = (auth.actor.clone(), state.now());
     let changed = state
         .db(move |conn| repo::set_status(conn, &actor, id, to, reason, now))
@@ -580,7 +576,7 @@ pub async fn list_appointment_history(
     auth: Authorized<scopes::PatientsRead>,
     id: web::Path<String>,
 ) -> Result<web::Json<HistoryList>, ApiError> {
-    let id = appointment_id(&id)?;
+    let id: AppointmentId = super::path_id(&id, "appointment")?;
     let (audit, now) = (state.audit.clone(), state.now());
     let list = state
         .db(move |conn| {
@@ -616,7 +612,7 @@ pub async fn get_appointment_ics(
     auth: Authorized<scopes::PatientsRead>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = appointment_id(&id)?;
+    let id: AppointmentId = super::path_id(&id, "appointment")?;
     let (audit, now) = (state.audit.clone(), state.now());
     let a = state
         .db(move |conn| repo::get(conn, &audit, &auth.actor, id, now))

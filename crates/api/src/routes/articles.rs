@@ -333,10 +333,6 @@ pub async fn create_article(
         .json(ArticleResponse::from(&article)))
 }
 
-fn article_id(raw: &str) -> Result<ArticleId, ApiError> {
-    raw.parse().map_err(|_| ApiError::NotFound("article"))
-}
-
 /// Read any article by id, whatever its status.
 #[utoipa::path(
     tag = "content",
@@ -350,7 +346,7 @@ pub async fn get_editor_article(
     _auth: Authorized<scopes::ContentWrite>,
     id: web::Path<String>,
 ) -> Result<web::Json<ArticleResponse>, ApiError> {
-    let id = article_id(&id)?;
+    let id: ArticleId = super::path_id(&id, "article")?;
     let article = state.db(move |conn| repo::load(conn, id)).await?;
     Ok(web::Json(ArticleResponse::from(&article)))
 }
@@ -434,7 +430,7 @@ pub async fn update_article(
     id: web::Path<String>,
     body: JsonBody<UpdateArticleRequest>,
 ) -> Result<web::Json<ArticleResponse>, ApiError> {
-    let id = article_id(&id)?;
+    let id: ArticleId = super::path_id(&id, "article")?;
     let (version, changes) = body.into_inner()?.into_changes()?;
     let now = state.now();
     let article = state
@@ -449,7 +445,7 @@ async fn change_status(
     id: &str,
     change: ArticleTransition,
 ) -> Result<web::Json<ArticleResponse>, ApiError> {
-    let id = article_id(id)?;
+    let id: ArticleId = super::path_id(id, "article")?;
     let now = state.now();
     let article = state.db(move |conn| repo::transition(conn, id, change, now)).await?;
     state.content.clear();
@@ -561,7 +557,7 @@ pub async fn list_article_revisions(
     _auth: Authorized<scopes::ContentWrite>,
     id: web::Path<String>,
 ) -> Result<web::Json<RevisionList>, ApiError> {
-    let id = article_id(&id)?;
+    let id: ArticleId = super::path_id(&id, "article")?;
     let revisions = state.db(move |conn| repo::revisions(conn, id)).await?;
     Ok(web::Json(RevisionList {
         items: revisions.into_iter().map(RevisionResponse::from).collect(),
@@ -588,7 +584,7 @@ pub async fn restore_article_revision(
     path: web::Path<(String, i64)>,
 ) -> Result<web::Json<ArticleResponse>, ApiError> {
     let (id, number) = path.into_inner();
-    let id = article_id(&id)?;
+    let id: ArticleId = super::path_id(&id, "article")?;
     let now = state.now();
     let article = state
         .db(move |conn| repo::restore(conn, &auth.actor, id, number, now))

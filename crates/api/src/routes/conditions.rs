@@ -185,7 +185,7 @@ pub async fn update_condition(
     id: web::Path<String>,
     body: JsonBody<UpdateConditionRequest>,
 ) -> Result<web::Json<ConditionResponse>, ApiError> {
-    let id: ConditionId = id.parse().map_err(|_| ApiError::NotFound("condition"))?;
+    let id: ConditionId = super::path_id(&id, "condition")?;
     let body = body.into_inner()?;
     let mut e = ValidationErrors::new();
     let changes = ConditionChanges {

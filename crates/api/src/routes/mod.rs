@@ -17,6 +17,11 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::problem::ApiError;
 
+/// An id from the path. A malformed id names nothing, so it is 404 like an unknown one.
+pub(crate) fn path_id<T: std::str::FromStr>(raw: &str, what: &'static str) -> Result<T, ApiError> {
+    raw.parse().map_err(|_| ApiError::NotFound(what))
+}
+
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.configure(crate::pages::configure);
     cfg.service(health::healthz)

@@ -227,10 +227,6 @@ impl UpdatePatientRequest {
     }
 }
 
-fn patient_id(raw: &str) -> Result<PatientId, ApiError> {
-    raw.parse().map_err(|_| ApiError::NotFound("patient"))
-}
-
 /// Create a patient.
 #[utoipa::path(
     tag = "patients",
@@ -317,7 +313,7 @@ pub async fn get_patient(
     auth: Authorized<scopes::PatientsRead>,
     id: web::Path<String>,
 ) -> Result<web::Json<PatientResponse>, ApiError> {
-    let id = patient_id(&id)?;
+    let id: PatientId = super::path_id(&id, "patient")?;
     let now = state.now();
     let audit = state.audit.clone();
     let patient = state
@@ -344,7 +340,7 @@ pub async fn update_patient(
     id: web::Path<String>,
     body: JsonBody<UpdatePatientRequest>,
 ) -> Result<web::Json<PatientResponse>, ApiError> {
-    let id = patient_id(&id)?;
+    let id: PatientId = super::path_id(&id, "patient")?;
     let now = state.now();
     let today = state.clinic.time_zone.local_date(now);
     let (version, changes) = body.into_inner()?.into_command(&state.clinic, today)?;
@@ -367,7 +363,7 @@ pub async fn archive_patient(
     auth: Authorized<scopes::PatientsWrite>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = patient_id(&id)?;
+    let id: PatientId = super::path_id(&id, "patient")?;
     let now = state.now();
     state.db(move |conn| repo::archive(conn, &auth.actor, id, now)).await?;
     Ok(HttpResponse::NoContent().finish())

@@ -160,10 +160,6 @@ pub struct ProvidersQuery {
     pub include_inactive: Option<bool>,
 }
 
-fn provider_id(raw: &str) -> Result<ProviderId, ApiError> {
-    raw.parse().map_err(|_| ApiError::NotFound("provider"))
-}
-
 fn text(field: &str, value: &str, max: usize) -> Result<String, FieldError> {
     let t = value.trim();
     if t.is_empty() || t.chars().count() > max || t.chars().any(char::is_control) {
@@ -248,7 +244,7 @@ pub async fn get_provider(
     _auth: Authorized<scopes::SchedulingWrite>,
     id: web::Path<String>,
 ) -> Result<web::Json<ProviderResponse>, ApiError> {
-    let id = provider_id(&id)?;
+    let id: ProviderId = super::path_id(&id, "provider")?;
     Ok(web::Json(state.db(move |conn| repo::get(conn, id)).await?.into()))
 }
 
@@ -291,7 +287,7 @@ pub async fn update_provider(
     id: web::Path<String>,
     body: JsonBody<UpdateProviderRequest>,
 ) -> Result<web::Json<ProviderResponse>, ApiError> {
-    let id = provider_id(&id)?;
+    let id: ProviderId = super::path_id(&id, "provider")?;
     let b = body.into_inner()?;
     let mut e = ValidationErrors::new();
     let hours = match b.hours {
@@ -356,7 +352,7 @@ pub async fn list_time_off(
     _auth: Authorized<scopes::SchedulingWrite>,
     id: web::Path<String>,
 ) -> Result<web::Json<TimeOffList>, ApiError> {
-    let id = provider_id(&id)?;
+    let id: ProviderId = super::path_id(&id, "provider")?;
     let list = state
         .db(move |conn| {
             repo::get(conn, id)?;
@@ -387,7 +383,7 @@ pub async fn create_time_off(
     id: web::Path<String>,
     body: JsonBody<CreateTimeOffRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = provider_id(&id)?;
+    let id: ProviderId = super::path_id(&id, "provider")?;
     let b = body.into_inner()?;
     if b.ends_at <= b.starts_at {
         return Err(ApiError::field(
@@ -423,8 +419,8 @@ pub async fn delete_time_off(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, t) = path.into_inner();
-    let id = provider_id(&id)?;
-    let t: TimeOffId = t.parse().map_err(|_| ApiError::NotFound("time off"))?;
+    let id: ProviderId = super::path_id(&id, "provider")?;
+    let t: TimeOffId = super::path_id(&t, "time off")?;
     state.db(move |conn| repo::delete_time_off(conn, id, t)).await?;
     state.availability.clear();
     Ok(HttpResponse::NoContent().finish())
@@ -682,7 +678,7 @@ pub async fn create_feed_token(
     _auth: Authorized<scopes::SchedulingWrite>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = provider_id(&id)?;
+    let id: ProviderId = super::path_id(&id, "provider")?;
     let now = state.now();
     let (token, secret) = state.db(move |conn| feeds::create(conn, id, now)).await?;
     Ok(HttpResponse::Created().json(CreatedFeedToken {
@@ -704,7 +700,7 @@ pub async fn list_feed_tokens(
     _auth: Authorized<scopes::SchedulingWrite>,
     id: web::Path<String>,
 ) -> Result<web::Json<FeedTokenList>, ApiError> {
-    let id = provider_id(&id)?;
+    let id: ProviderId = super::path_id(&id, "provider")?;
     let list = state.db(move |conn| feeds::list(conn, id)).await?;
     Ok(web::Json(FeedTokenList {
         items: list.into_iter().map(feed_response).collect(),
@@ -725,8 +721,8 @@ pub async fn revoke_feed_token(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, t) = path.into_inner();
-    let id = provider_id(&id)?;
-    let t: FeedTokenId = t.parse().map_err(|_| ApiError::NotFound("feed token"))?;
+    let id: ProviderId = super::path_id(&id, "provider")?;
+    let t: FeedTokenId = super::path_id(&t, "feed token")?;
     let now = state.now();
     state.db(move |conn| feeds::revoke(conn, id, t, now)).await?;
     Ok(HttpResponse::NoContent().finish())
@@ -754,7 +750,7 @@ pub async fn get_provider_calendar(
     id: web::Path<String>,
     query: QueryParams<FeedQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = provider_id(&id)?;
+    let id: ProviderId = super::path_id(&id, "provider")?;
     let token = query.into_inner().map_err(|_| ApiError::Unauthorized)?.token;
     let now = state.now();
     let contact = crate::routes::appointments::contact(&state);

@@ -721,7 +721,7 @@ pub async fn list_patient_pumps(
     auth: Authorized<scopes::PumpsRead>,
     id: web::Path<String>,
 ) -> Result<web::Json<Page<PumpResponse>>, ApiError> {
-    let patient: PatientId = id.parse().map_err(|_| ApiError::NotFound("patient"))?;
+    let patient: PatientId = super::path_id(&id, "patient")?;
     let (audit, now) = (state.audit.clone(), state.now());
     let (list, _) = state
         .db(move |conn| {

@@ -232,10 +232,6 @@ pub async fn list_appointment_requests(
     }))
 }
 
-fn request_id(raw: &str) -> Result<AppointmentRequestId, ApiError> {
-    raw.parse().map_err(|_| ApiError::NotFound("appointment request"))
-}
-
 /// Read one request.
 #[utoipa::path(tag = "scheduling", security(("bearer" = ["scheduling:write"])), params(("id" = String, Path, description = "Request id")), responses((status = 200, body = AppointmentRequestResponse)))]
 #[get("/appointment-requests/{id}")]
@@ -244,7 +240,7 @@ pub async fn get_appointment_request(
     auth: Authorized<scopes::SchedulingWrite>,
     id: web::Path<String>,
 ) -> Result<web::Json<AppointmentRequestResponse>, ApiError> {
-    let id = request_id(&id)?;
+    let id: AppointmentRequestId = super::path_id(&id, "appointment request")?;
     let (audit, now) = (state.audit.clone(), state.now());
     Ok(web::Json(
         state
@@ -290,7 +286,7 @@ pub async fn confirm_appointment_request(
     id: web::Path<String>,
     body: JsonBody<ConfirmRequestBody>,
 ) -> Result<web::Json<ConfirmedRequest>, ApiError> {
-    let id = request_id(&id)?;
+    let id: AppointmentRequestId = super::path_id(&id, "appointment request")?;
     let b = body.into_inner()?;
     let mut e = ValidationErrors::new();
     let patient_id = match b.patient_id.as_deref() {
@@ -340,7 +336,7 @@ pub async fn decline_appointment_request(
     id: web::Path<String>,
     body: JsonBody<DeclineRequestBody>,
 ) -> Result<web::Json<AppointmentRequestResponse>, ApiError> {
-    let id = request_id(&id)?;
+    let id: AppointmentRequestId = super::path_id(&id, "appointment request")?;
     let reason = body.into_inner()?.reason.trim().to_owned();
     if reason.is_empty() || reason.chars().count() > 500 {
         return Err(ApiError::field(

@@ -327,10 +327,6 @@ impl From<Screening> for ScreeningResponse {
     }
 }
 
-fn patient_id(raw: &str) -> Result<PatientId, ApiError> {
-    raw.parse().map_err(|_| ApiError::NotFound("patient"))
-}
-
 /// Record a candidacy screening and get its result with an explanation. It supports the
 /// clinician's decision; it does not replace it.
 #[utoipa::path(
@@ -347,7 +343,7 @@ pub async fn create_screening(
     id: web::Path<String>,
     body: JsonBody<CreateScreeningRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = patient_id(&id)?;
+    let id: PatientId = super::path_id(&id, "patient")?;
     let b = body.into_inner()?;
     let now = state.now();
     let today = state.clinic.time_zone.local_date(now);
@@ -421,7 +417,7 @@ pub async fn list_screenings(
     auth: Authorized<scopes::PatientsRead>,
     id: web::Path<String>,
 ) -> Result<web::Json<ScreeningList>, ApiError> {
-    let id = patient_id(&id)?;
+    let id: PatientId = super::path_id(&id, "patient")?;
     let now = state.now();
     let audit = state.audit.clone();
     let list = state

@@ -123,7 +123,7 @@ pub async fn revoke_token(
     _auth: Authorized<scopes::Admin>,
     id: web::Path<String>,
 ) -> Result<web::Json<TokenResponse>, ApiError> {
-    let id: TokenId = id.parse().map_err(|_| ApiError::NotFound("token"))?;
+    let id: TokenId = super::path_id(&id, "token")?;
     let now = state.now();
     let token = state.db(move |conn| clinic_auth::revoke(conn, id, now)).await?;
     state.tokens.clear();
