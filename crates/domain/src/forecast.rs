@@ -11,7 +11,7 @@ use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 
-use crate::time::{ClinicZone, LocalTime};
+use crate::time::ClinicZone;
 
 /// A flex step: from `start` (wall clock) until the next step's start, at `rate` per hour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -370,14 +370,9 @@ fn next_step_boundary(zone: ClinicZone, steps: &[Step], at: DateTime<Utc>) -> Da
         let date = local.date() + Duration::days(day_offset);
         for s in steps {
             let wall = date.and_time(s.start);
-            let instant = match zone.resolve_local(wall) {
-                LocalTime::Single(t) => t,
-                LocalTime::Repeated(first, _) => first,
-                // A start inside the spring-forward gap begins when the clock jumps past it.
-                LocalTime::Skipped => match first_instant_at_or_after(zone, wall) {
-                    Some(t) => t,
-                    None => continue,
-                },
+            // A start inside the spring-forward gap begins when the clock jumps past it.
+            let Some(instant) = zone.first_instant_at_or_after(wall) else {
+                continue;
             };
             if instant > at && best.is_none_or(|b| instant < b) {
                 best = Some(instant);
@@ -385,28 +380,6 @@ fn next_step_boundary(zone: ClinicZone, steps: &[Step], at: DateTime<Utc>) -> Da
         }
     }
     best.unwrap_or(at + Duration::hours(1))
-}
-
-/// The first instant whose wall time is at or after `wall` (for wall times that do not
-/// exist: the moment the clock jumps over them), found by bisection to the second.
-fn first_instant_at_or_after(zone: ClinicZone, wall: chrono::NaiveDateTime) -> Option<DateTime<Utc>> {
-    let instant = |w| match zone.resolve_local(w) {
-        LocalTime::Single(t) | LocalTime::Repeated(t, _) => Some(t),
-        LocalTime::Skipped => None,
-    };
-    // Whole seconds: clocks change on a second, and the forecast counts in seconds.
-    let mut lo = instant(wall - Duration::hours(3))?.timestamp();
-    let mut hi = instant(wall + Duration::hours(3))?.timestamp();
-    while hi - lo > 1 {
-        let mid = lo + (hi - lo) / 2;
-        let at = DateTime::from_timestamp(mid, 0)?;
-        if at.with_timezone(&zone.tz()).naive_local() >= wall {
-            hi = mid;
-        } else {
-            lo = mid;
-        }
-    }
-    DateTime::from_timestamp(hi, 0)
 }
 
 /// The step rate in force at `at` (by wall clock).

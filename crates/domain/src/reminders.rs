@@ -7,7 +7,7 @@
 
 use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 
-use crate::time::{ClinicZone, LocalTime};
+use crate::time::ClinicZone;
 use crate::FieldError;
 
 /// Local wall times during which no email is sent. `start > end` wraps midnight.
@@ -71,17 +71,10 @@ impl QuietHours {
     }
 }
 
-/// The instant of a local wall time; a time the clocks skipped becomes the first instant
-/// after the gap, a repeated one its first occurrence.
-fn first_instant_from(zone: ClinicZone, mut local: NaiveDateTime) -> DateTime<Utc> {
-    // Gaps are at most a few hours; a day bounds the walk.
-    for _ in 0..(24 * 60) {
-        match zone.resolve_local(local) {
-            LocalTime::Single(t) | LocalTime::Repeated(t, _) => return t,
-            LocalTime::Skipped => local += Duration::minutes(1),
-        }
-    }
-    local.and_utc()
+/// The instant of a local wall time, as the clock first shows it (see
+/// [`ClinicZone::first_instant_at_or_after`]); read as UTC only if the zone data make no sense.
+fn first_instant_from(zone: ClinicZone, local: NaiveDateTime) -> DateTime<Utc> {
+    zone.first_instant_at_or_after(local).unwrap_or_else(|| local.and_utc())
 }
 
 /// When a reminder planned `before` an appointment starting at `start` goes out, or `None`

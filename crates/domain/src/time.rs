@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Duration, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 
 use crate::FieldError;
@@ -45,6 +45,32 @@ impl ClinicZone {
             }
             LocalResult::None => LocalTime::Skipped,
         }
+    }
+
+    /// The instant a wall time first shows on the clock: its only instant, the earlier of
+    /// two when the clocks go back, or, for a time the clocks skip, the moment they jump past
+    /// it (found by bisection to the second). `None` only if the zone's data make no sense.
+    pub fn first_instant_at_or_after(&self, wall: NaiveDateTime) -> Option<DateTime<Utc>> {
+        let instant = |w| match self.resolve_local(w) {
+            LocalTime::Single(t) | LocalTime::Repeated(t, _) => Some(t),
+            LocalTime::Skipped => None,
+        };
+        if let Some(t) = instant(wall) {
+            return Some(t);
+        }
+        // Whole seconds: clocks change on a second.
+        let mut lo = instant(wall - Duration::hours(3))?.timestamp();
+        let mut hi = instant(wall + Duration::hours(3))?.timestamp();
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            let at = DateTime::from_timestamp(mid, 0)?;
+            if at.with_timezone(&self.0).naive_local() >= wall {
+                hi = mid;
+            } else {
+                lo = mid;
+            }
+        }
+        DateTime::from_timestamp(hi, 0)
     }
 }
 
