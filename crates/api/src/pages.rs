@@ -28,6 +28,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("not_found.html", include_str!("../templates/not_found.html")),
         ("request.html", include_str!("../templates/request.html")),
         ("request_done.html", include_str!("../templates/request_done.html")),
+        ("email_stop.html", include_str!("../templates/email_stop.html")),
     ] {
         if let Err(e) = env.add_template(name, source) {
             tracing::error!(template = name, error = %e, "invalid embedded template");
@@ -40,7 +41,9 @@ pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(article_index_page)
         .service(article_page)
         .service(request_form_page)
-        .service(submit_request_form);
+        .service(submit_request_form)
+        .service(email_stop_page)
+        .service(email_stop);
 }
 
 fn clinic_context(state: &AppState) -> minijinja::Value {
@@ -244,5 +247,84 @@ pub async fn submit_request_form(
             form_page(&state, StatusCode::TOO_MANY_REQUESTS, &form, errors).await
         }
         Err(e) => Err(e),
+    }
+}
+
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StopQuery {
+    /// The signed token from the email.
+    pub t: Option<String>,
+}
+
+/// The pages of the "stop emailing me" link are about one person: never cached.
+fn private_page(status: StatusCode, html: Bytes) -> HttpResponse {
+    let mut res = html_response(status, html);
+    res.headers_mut().insert(
+        actix_web::http::header::CACHE_CONTROL,
+        actix_web::http::header::HeaderValue::from_static("no-store"),
+    );
+    res
+}
+
+fn stop_page(state: &AppState, status: StatusCode, page: &str, token: &str) -> Result<HttpResponse, ApiError> {
+    let html = render_html(
+        "email_stop.html",
+        context! { clinic => clinic_context(state), state => page, token },
+    )?;
+    Ok(private_page(status, html))
+}
+
+/// The link in every email: asks the patient to confirm (a GET changes nothing, so mail
+/// scanners that follow links cannot unsubscribe anyone).
+#[utoipa::path(
+    tag = "pages",
+    security(()),
+    params(StopQuery),
+    responses(
+        (status = 200, description = "HTML page with a confirm button", content_type = "text/html", body = String),
+        (status = 400, description = "HTML page: the link is invalid or expired", content_type = "text/html", body = String)
+    )
+)]
+#[get("/email/stop")]
+pub async fn email_stop_page(state: web::Data<AppState>, q: web::Query<StopQuery>) -> Result<HttpResponse, ApiError> {
+    let token = q.into_inner().t.unwrap_or_default();
+    if state.composer.links.verify(&token, state.now()).is_err() {
+        return stop_page(&state, StatusCode::BAD_REQUEST, "invalid", "");
+    }
+    let encoded: String = form_urlencoded::byte_serialize(token.as_bytes()).collect();
+    stop_page(&state, StatusCode::OK, "confirm", &encoded)
+}
+
+/// Records the choice: the patient's email consent is withdrawn (audited) and staff get an
+/// outreach entry to phone instead. Also the RFC 8058 one-click target
+/// (`List-Unsubscribe=One-Click`). Safe to repeat.
+#[utoipa::path(
+    tag = "pages",
+    security(()),
+    params(StopQuery),
+    responses(
+        (status = 200, description = "HTML page confirming the choice", content_type = "text/html", body = String),
+        (status = 400, description = "HTML page: the link is invalid or expired", content_type = "text/html", body = String),
+        (status = 429, description = "Too many requests from this address", content_type = "text/html", body = String)
+    )
+)]
+#[post("/email/stop")]
+pub async fn email_stop(
+    state: web::Data<AppState>,
+    req: actix_web::HttpRequest,
+    q: web::Query<StopQuery>,
+) -> Result<HttpResponse, ApiError> {
+    if !state.public_limiter.allow(req.peer_addr().map(|a| a.ip())) {
+        return stop_page(&state, StatusCode::TOO_MANY_REQUESTS, "invalid", "");
+    }
+    let token = q.into_inner().t.unwrap_or_default();
+    let (composer, now) = (state.composer.clone(), state.now());
+    let outcome = state
+        .db(move |conn| clinic_reminders::links::stop_emails(conn, &composer.links, &token, now))
+        .await?;
+    match outcome {
+        Ok(_) => stop_page(&state, StatusCode::OK, "done", ""),
+        Err(_) => stop_page(&state, StatusCode::BAD_REQUEST, "invalid", ""),
     }
 }

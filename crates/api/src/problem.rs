@@ -226,3 +226,19 @@ impl From<clinic_pumps::PumpError> for ApiError {
         }
     }
 }
+
+impl From<clinic_reminders::ReminderError> for ApiError {
+    fn from(e: clinic_reminders::ReminderError) -> Self {
+        use clinic_reminders::ReminderError;
+        match e {
+            ReminderError::NotFound(what) => ApiError::NotFound(what),
+            ReminderError::Conflict { code, detail } => ApiError::Conflict { code, detail },
+            ReminderError::Invalid(v) => ApiError::Validation(v),
+            ReminderError::Scheduling(s) => s.into(),
+            ReminderError::Pumps(p) => p.into(),
+            ReminderError::Patients(p) => p.into(),
+            ReminderError::Store(s) => s.into(),
+            e @ (ReminderError::Template(_) | ReminderError::Corrupt(_)) => ApiError::Internal(e.to_string()),
+        }
+    }
+}

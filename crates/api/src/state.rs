@@ -55,6 +55,8 @@ pub struct AppState {
     pub public_limiter: std::sync::Arc<crate::rate_limit::PublicLimiter>,
     /// Recently verified tokens (see [`TokenCache`] for the revocation delay).
     pub tokens: TokenCache,
+    /// Renders outbox rows and previews; signs and checks "stop emailing me" links.
+    pub composer: Arc<clinic_reminders::compose::Composer>,
 }
 
 impl AppState {

@@ -129,6 +129,8 @@ async fn every_operation_is_documented_with_security_and_an_operation_id() {
         ("get", "/api/v1/providers/{id}/calendar.ics"),
         ("get", "/appointments/request"),
         ("post", "/appointments/request"),
+        ("get", "/email/stop"),
+        ("post", "/email/stop"),
     ];
     let paths = doc["paths"].as_object().expect("paths");
     assert!(paths.contains_key("/api/v1/patients/{id}"));

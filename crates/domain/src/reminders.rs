@@ -146,6 +146,115 @@ pub fn refill_reminder_at(
     quiet.next_allowed(first_instant_from(patient_zone, date.and_time(send_at)), patient_zone)
 }
 
+/// Hours before an appointment at which its reminders go out (72 h and 24 h by default).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppointmentOffsets(Vec<u32>);
+
+impl Default for AppointmentOffsets {
+    fn default() -> Self {
+        Self(vec![72, 24])
+    }
+}
+
+impl AppointmentOffsets {
+    /// Four weeks: a reminder further ahead than that is a letter, not a reminder.
+    pub const MAX_HOURS: u32 = 672;
+
+    /// `field` names the setting in errors (one list per appointment type).
+    pub fn new(hours: &[i64], field: &str) -> Result<Self, FieldError> {
+        let invalid = |message: String| FieldError::new(field, "invalid_offsets", message);
+        if hours.len() > 10 {
+            return Err(invalid("give at most 10 offsets".into()));
+        }
+        let mut out = Vec::with_capacity(hours.len());
+        for &h in hours {
+            match u32::try_from(h) {
+                Ok(h) if (1..=Self::MAX_HOURS).contains(&h) => out.push(h),
+                _ => {
+                    return Err(invalid(format!(
+                        "{h} is not a number of hours from 1 to {}",
+                        Self::MAX_HOURS
+                    )))
+                }
+            }
+        }
+        out.sort_unstable_by(|a, b| b.cmp(a));
+        if out.windows(2).any(|w| w[0] == w[1]) {
+            return Err(invalid("each offset may appear once".into()));
+        }
+        Ok(Self(out))
+    }
+
+    /// An empty list means "no reminders for this type".
+    pub fn hours(&self) -> &[u32] {
+        &self.0
+    }
+}
+
+/// The clinic's reminder policy, editable by `reminders:admin`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReminderSettings {
+    /// Used for appointment types without their own entry.
+    pub default_appointment_offsets: AppointmentOffsets,
+    /// Per appointment type code.
+    pub appointment_offsets: std::collections::BTreeMap<String, AppointmentOffsets>,
+    pub quiet_hours: QuietHours,
+    pub refill_offsets: RefillOffsets,
+    /// Wall-clock time (patient's zone) at which refill reminders go out.
+    pub refill_send_at: NaiveTime,
+    /// A refill due within this many days with nothing booked puts the patient on the
+    /// outreach list.
+    pub escalation_days: u32,
+}
+
+impl Default for ReminderSettings {
+    fn default() -> Self {
+        Self {
+            default_appointment_offsets: AppointmentOffsets::default(),
+            appointment_offsets: std::collections::BTreeMap::new(),
+            quiet_hours: QuietHours::default(),
+            refill_offsets: RefillOffsets::default(),
+            refill_send_at: NaiveTime::from_hms_opt(10, 0, 0).unwrap_or(NaiveTime::MIN),
+            escalation_days: 7,
+        }
+    }
+}
+
+impl ReminderSettings {
+    pub const MAX_ESCALATION_DAYS: u32 = 60;
+
+    pub fn offsets_for(&self, type_code: &str) -> &AppointmentOffsets {
+        self.appointment_offsets
+            .get(type_code)
+            .unwrap_or(&self.default_appointment_offsets)
+    }
+
+    pub fn check_escalation_days(days: i64) -> Result<u32, FieldError> {
+        u32::try_from(days)
+            .ok()
+            .filter(|d| (1..=Self::MAX_ESCALATION_DAYS).contains(d))
+            .ok_or_else(|| {
+                FieldError::new(
+                    "escalation_days",
+                    "out_of_range",
+                    format!("give a number of days from 1 to {}", Self::MAX_ESCALATION_DAYS),
+                )
+            })
+    }
+
+    /// How far ahead of an appointment the planner must look.
+    pub fn appointment_horizon(&self) -> Duration {
+        let longest = self
+            .appointment_offsets
+            .values()
+            .chain(std::iter::once(&self.default_appointment_offsets))
+            .flat_map(|o| o.hours().iter().copied())
+            .max()
+            .unwrap_or(0);
+        Duration::hours(i64::from(longest))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

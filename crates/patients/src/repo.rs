@@ -211,6 +211,78 @@ pub fn update(
     })
 }
 
+/// Loads patients by id without auditing, for the reminder dispatcher and planner: each
+/// email's outbox row records which patient's contact details it used and when.
+pub fn load_many_unaudited(conn: &mut DbConnection, ids: &[PatientId]) -> Result<Vec<Patient>, PatientError> {
+    let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+    let mut out = Vec::with_capacity(ids.len());
+    // Chunks keep SQLite under its bound-parameter limit.
+    for chunk in ids.chunks(500) {
+        let rows: Vec<PatientRow> = patients::table.filter(patients::id.eq_any(chunk)).load(conn)?;
+        for row in rows {
+            out.push(row.try_into()?);
+        }
+    }
+    Ok(out)
+}
+
+/// Each patient's own time zone (for quiet hours), without reading or auditing the record.
+pub fn time_zones(
+    conn: &mut DbConnection,
+    ids: &[PatientId],
+) -> Result<std::collections::HashMap<PatientId, ClinicZone>, PatientError> {
+    let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+    let mut out = std::collections::HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let rows: Vec<(String, String)> = patients::table
+            .filter(patients::id.eq_any(chunk))
+            .select((patients::id, patients::time_zone))
+            .load(conn)?;
+        for (id, zone) in rows {
+            let corrupt = |what: &str| PatientError::Store(StoreError::Corrupt(format!("patient {id}: {what}")));
+            out.insert(
+                id.parse().map_err(|_| corrupt("id"))?,
+                ClinicZone::parse(&zone).map_err(|_| corrupt("time_zone"))?,
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// The patient asked the clinic to stop emailing them (the link in an email). Idempotent;
+/// audited as `patient.email_consent_withdrawn`. Returns whether consent was on before.
+pub fn withdraw_email_consent(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    id: PatientId,
+    now: DateTime<Utc>,
+) -> Result<bool, PatientError> {
+    dialect::write_transaction(conn, |conn| {
+        let mut patient = load(conn, id)?;
+        if !patient.email_consent {
+            return Ok(false);
+        }
+        let version = patient.version;
+        patient.apply(
+            PatientChanges {
+                email_consent: Some(false),
+                ..PatientChanges::default()
+            },
+            now,
+        );
+        save_if_version(conn, &patient, version)?;
+        audit::record(
+            conn,
+            actor,
+            "patient.email_consent_withdrawn",
+            SUBJECT,
+            &patient.id.to_string(),
+            now,
+        )?;
+        Ok(true)
+    })
+}
+
 /// Archives a patient: the record stays, lists no longer show it. Archiving twice is a 404.
 pub fn archive(
     conn: &mut DbConnection,

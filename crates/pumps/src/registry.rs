@@ -239,6 +239,12 @@ fn load_row(conn: &mut DbConnection, id: &str) -> Result<PumpRow, PumpError> {
         .ok_or(PumpError::NotFound("pump"))
 }
 
+/// One pump, not audited: for the reminder dispatcher, which re-checks a refill reminder
+/// against the current forecast before sending it.
+pub fn load_unaudited(conn: &mut DbConnection, id: &str) -> Result<Pump, PumpError> {
+    Pump::try_from(load_row(conn, id)?)
+}
+
 fn last_fill(conn: &mut DbConnection, pump_id: &str) -> Result<Option<Fill>, PumpError> {
     Ok(pump_fills::table
         .filter(pump_fills::pump_id.eq(pump_id))

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use clinic_domain::forecast::Binding;
 use clinic_domain::scheduling::{Slot, Span};
-use clinic_domain::time::{ClinicZone, LocalTime};
+use clinic_domain::time::ClinicZone;
 use clinic_patients::audit::{Actor, AuditWriter, PendingEvent};
 use clinic_scheduling::appointments;
 use clinic_scheduling::providers::Provider;
@@ -26,13 +26,102 @@ pub struct WorklistEntry {
     pub refill_booked: Option<appointments::Appointment>,
 }
 
-/// The first instant of the day after `d` on the clinic's calendar.
-fn end_of_day(zone: ClinicZone, d: NaiveDate) -> DateTime<Utc> {
+/// The first instant of the day after `d` on the clinic's calendar (a midnight skipped by
+/// DST is the first instant the clock shows after it).
+pub fn end_of_day(zone: ClinicZone, d: NaiveDate) -> DateTime<Utc> {
     let next = (d + Duration::days(1)).and_hms_opt(0, 0, 0).unwrap_or_default();
-    match zone.resolve_local(next) {
-        LocalTime::Single(t) | LocalTime::Repeated(t, _) => t,
-        LocalTime::Skipped => next.and_utc(),
+    zone.first_instant_at_or_after(next).unwrap_or_else(|| next.and_utc())
+}
+
+/// An active pump due by some date, its patient's name, and the live refill appointment
+/// that covers it, if one is booked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DuePump {
+    pub pump: Pump,
+    pub patient_name: String,
+    /// A live refill appointment after the last fill (and from the start of today) and
+    /// before the end of the due date.
+    pub refill_booked: Option<appointments::Appointment>,
+}
+
+/// Active pumps due on or before `until` (overdue ones included), soonest first, each with
+/// its booked refill. Three queries for the whole list, whatever its length; not audited
+/// (callers that show it to staff audit each patient).
+pub fn due_pumps(
+    conn: &mut DbConnection,
+    until: NaiveDate,
+    limit: i64,
+    zone: ClinicZone,
+    now: DateTime<Utc>,
+) -> Result<Vec<DuePump>, PumpError> {
+    let today = zone.local_date(now);
+    let due = registry::due_with_names(conn, &until.format("%Y-%m-%d").to_string(), limit)?;
+    // A refill still ahead (from the start of today) and after the last fill counts.
+    let start_of_today = end_of_day(zone, today - Duration::days(1));
+    let latest_due = due.iter().map(|(p, _)| p.forecast.due_date).max().unwrap_or(today);
+    let mut patient_ids: Vec<_> = due.iter().map(|(p, _)| p.patient_id).collect();
+    patient_ids.sort();
+    patient_ids.dedup();
+    let mut booked = Vec::new();
+    // Chunks keep SQLite under its bound-parameter limit.
+    for chunk in patient_ids.chunks(500) {
+        booked.extend(appointments::live_of_type_for_patients(
+            conn,
+            chunk,
+            REFILL,
+            start_of_today,
+            end_of_day(zone, latest_due),
+        )?);
     }
+    Ok(due
+        .into_iter()
+        .map(|(pump, patient_name)| {
+            let refill_booked = covering_refill(&booked, &pump, zone, start_of_today);
+            DuePump {
+                pump,
+                patient_name,
+                refill_booked,
+            }
+        })
+        .collect())
+}
+
+/// The refill among `booked` (live refills of the pump's patient) that covers the pump: after
+/// its last fill, from the start of today, before the end of its due date.
+fn covering_refill(
+    booked: &[appointments::Appointment],
+    pump: &Pump,
+    zone: ClinicZone,
+    start_of_today: DateTime<Utc>,
+) -> Option<appointments::Appointment> {
+    let from = pump
+        .forecast
+        .inputs
+        .filled_at
+        .map_or(start_of_today, |f| f.max(start_of_today));
+    let until_due = end_of_day(zone, pump.forecast.due_date);
+    booked
+        .iter()
+        .find(|a| a.patient_id == pump.patient_id && a.start >= from && a.start < until_due)
+        .cloned()
+}
+
+/// The booked refill that covers one pump, if any (see [`due_pumps`]).
+pub fn refill_booked_for(
+    conn: &mut DbConnection,
+    pump: &Pump,
+    zone: ClinicZone,
+    now: DateTime<Utc>,
+) -> Result<Option<appointments::Appointment>, PumpError> {
+    let start_of_today = end_of_day(zone, zone.local_date(now) - Duration::days(1));
+    let booked = appointments::live_of_type_for_patients(
+        conn,
+        &[pump.patient_id],
+        REFILL,
+        start_of_today,
+        end_of_day(zone, pump.forecast.due_date),
+    )?;
+    Ok(covering_refill(&booked, pump, zone, start_of_today))
 }
 
 /// Active pumps due on or before today + `within_days` (overdue ones included), soonest
@@ -47,44 +136,22 @@ pub fn refills(
     now: DateTime<Utc>,
 ) -> Result<Vec<WorklistEntry>, PumpError> {
     let today = zone.local_date(now);
-    let until = (today + Duration::days(i64::from(within_days)))
-        .format("%Y-%m-%d")
-        .to_string();
-    // Three queries for the whole list: the due pumps, their last fills' flags, and the
-    // refills booked for their patients (matched up in memory).
-    let due = registry::due_with_names(conn, &until, limit)?;
+    let until = today + Duration::days(i64::from(within_days));
+    let due = due_pumps(conn, until, limit, zone, now)?;
     let last_fills: Vec<(String, DateTime<Utc>)> = due
         .iter()
-        .filter_map(|(p, _)| p.forecast.inputs.filled_at.map(|f| (p.id.clone(), f)))
+        .filter_map(|d| d.pump.forecast.inputs.filled_at.map(|f| (d.pump.id.clone(), f)))
         .collect();
     let flagged = registry::discrepancies(conn, &last_fills)?;
-    // A refill still ahead (from the start of today) and after the last fill counts.
-    let start_of_today = end_of_day(zone, today - Duration::days(1));
-    let latest_due = due.iter().map(|(p, _)| p.forecast.due_date).max().unwrap_or(today);
-    let mut patient_ids: Vec<_> = due.iter().map(|(p, _)| p.patient_id).collect();
-    patient_ids.sort();
-    patient_ids.dedup();
-    let booked = appointments::live_of_type_for_patients(
-        conn,
-        &patient_ids,
-        REFILL,
-        start_of_today,
-        end_of_day(zone, latest_due),
-    )?;
     let mut entries = Vec::with_capacity(due.len());
     let mut events = Vec::new();
-    for (pump, patient_name) in due {
+    for DuePump {
+        pump,
+        patient_name,
+        refill_booked,
+    } in due
+    {
         let due_date = pump.forecast.due_date;
-        let from = pump
-            .forecast
-            .inputs
-            .filled_at
-            .map_or(start_of_today, |f| f.max(start_of_today));
-        let until_due = end_of_day(zone, due_date);
-        let refill_booked = booked
-            .iter()
-            .find(|a| a.patient_id == pump.patient_id && a.start >= from && a.start < until_due)
-            .cloned();
         events.push(PendingEvent {
             actor: actor.clone(),
             action: "pump.worklist",
@@ -96,7 +163,7 @@ pub fn refills(
             overdue: due_date < today,
             due_now_missing_data: pump.forecast.binding == Binding::MissingData,
             discrepancy_at_last_fill: flagged.contains(&pump.id),
-            replacement_due: pump.replacement_deadline <= today + Duration::days(i64::from(within_days)),
+            replacement_due: pump.replacement_deadline <= until,
             patient_name,
             refill_booked,
             pump,

@@ -1,11 +1,53 @@
 //! `clinic-reminders`: emails that are never lost, never leak and escalate to staff.
 //!
-//! So far it holds the outbox (idempotent rows, claims with a lease), the email templates (typed context, strict rendering, embedded and
-//! overridable, no clinical words) and the mailers (SMTP with TLS unless the URL says
-//! otherwise, `.eml` files for the embedded default, memory for tests). Still to come in
-//! this crate: the planner for appointment and refill reminders, the dispatcher loop that
-//! renders and sends what it claims, the outreach worklist and the scheduler wiring.
+//! - [`outbox`]: every email is a row first (idempotent by key, claimed with a lease);
+//! - [`planner`]: which rows should exist, from appointments, pumps and [`settings`];
+//! - [`changes`]: booking, rescheduling and cancelling with their emails in the same transaction;
+//! - [`compose`]: a row → the email to send, or the reason not to (consent, stale, too late);
+//! - [`dispatcher`]: claim, render, send, record; [`scheduler`] ticks it every minute;
+//! - [`outreach`]: the patients staff must phone, because email is never the only net;
+//! - [`links`]: signed, expiring "stop emailing me" links that carry no patient id;
+//! - [`mailer`] (SMTP, `.eml` files, memory) and [`templates`].
 
+pub mod changes;
+pub mod compose;
+pub mod dispatcher;
+pub mod links;
 pub mod mailer;
 pub mod outbox;
+pub mod outreach;
+pub mod planner;
+pub mod scheduler;
+pub mod settings;
 pub mod templates;
+
+use clinic_domain::ValidationErrors;
+use clinic_store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReminderError {
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{detail}")]
+    Conflict { code: &'static str, detail: String },
+    #[error(transparent)]
+    Invalid(#[from] ValidationErrors),
+    #[error(transparent)]
+    Scheduling(#[from] clinic_scheduling::SchedulingError),
+    #[error(transparent)]
+    Pumps(#[from] clinic_pumps::PumpError),
+    #[error(transparent)]
+    Patients(#[from] clinic_patients::PatientError),
+    #[error(transparent)]
+    Template(#[from] templates::TemplateError),
+    #[error("corrupt data: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<diesel::result::Error> for ReminderError {
+    fn from(e: diesel::result::Error) -> Self {
+        ReminderError::Store(StoreError::Query(e))
+    }
+}

@@ -4,8 +4,10 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use lettre::message::header::{ContentDisposition, ContentType};
-use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::message::header::{ContentDisposition, ContentType, Header, HeaderName, HeaderValue};
+/// An address with an optional display name (re-exported so callers need not name lettre).
+pub use lettre::message::Mailbox;
+use lettre::message::{MultiPart, SinglePart};
 use lettre::transport::smtp::AsyncSmtpTransport;
 use lettre::{AsyncFileTransport, AsyncTransport, Message, Tokio1Executor};
 
@@ -27,6 +29,45 @@ pub struct OutgoingEmail {
     pub content: RenderedEmail,
     /// An iCalendar attachment (`text/calendar`), with its METHOD.
     pub calendar: Option<(String, &'static str)>,
+    /// The "stop emailing me" URL, also offered to mail clients as RFC 8058 one-click
+    /// `List-Unsubscribe`.
+    pub unsubscribe_url: Option<String>,
+}
+
+/// `List-Unsubscribe: <url>` (RFC 2369).
+#[derive(Debug, Clone)]
+struct ListUnsubscribe(String);
+
+impl Header for ListUnsubscribe {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("List-Unsubscribe")
+    }
+
+    fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(Self(s.trim_matches(['<', '>']).to_owned()))
+    }
+
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), format!("<{}>", self.0))
+    }
+}
+
+/// `List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058).
+#[derive(Debug, Clone)]
+struct ListUnsubscribePost;
+
+impl Header for ListUnsubscribePost {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("List-Unsubscribe-Post")
+    }
+
+    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(Self)
+    }
+
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), "List-Unsubscribe=One-Click".to_owned())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -109,17 +150,27 @@ impl Mailer {
         }
     }
 
-    pub async fn send(&self, sender: &Sender, email: &OutgoingEmail) -> Result<(), MailError> {
+    /// Sends one email; on acceptance returns what the server said about it (an SMTP
+    /// server's reply, usually naming its queue id; the `.eml` file's name).
+    pub async fn send(&self, sender: &Sender, email: &OutgoingEmail) -> Result<Option<String>, MailError> {
         let message = build(sender, email)?;
         match self {
-            Mailer::Smtp(t) => t.send(message).await.map(drop).map_err(|e| MailError {
-                permanent: e.is_permanent(),
-                message: e.to_string(),
-            }),
-            Mailer::Files(t, _) => t.send(message).await.map(drop).map_err(|e| MailError {
-                permanent: false,
-                message: e.to_string(),
-            }),
+            Mailer::Smtp(t) => t
+                .send(message)
+                .await
+                .map(|r| Some(r.message().collect::<Vec<_>>().join(" ").chars().take(200).collect()))
+                .map_err(|e| MailError {
+                    permanent: e.is_permanent(),
+                    message: e.to_string(),
+                }),
+            Mailer::Files(t, _) => t
+                .send(message)
+                .await
+                .map(|id| Some(format!("{id}.eml")))
+                .map_err(|e| MailError {
+                    permanent: false,
+                    message: e.to_string(),
+                }),
             Mailer::Memory(store) => {
                 let raw = String::from_utf8_lossy(&message.formatted()).into_owned();
                 store
@@ -133,7 +184,7 @@ impl Mailer {
                         message_id: email.message_id.clone(),
                         raw,
                     });
-                Ok(())
+                Ok(None)
             }
         }
     }
@@ -151,6 +202,9 @@ fn build(sender: &Sender, email: &OutgoingEmail) -> Result<Message, MailError> {
         .message_id(Some(email.message_id.clone()));
     if let Some(r) = &sender.reply_to {
         builder = builder.reply_to(r.clone());
+    }
+    if let Some(url) = &email.unsubscribe_url {
+        builder = builder.header(ListUnsubscribe(url.clone())).header(ListUnsubscribePost);
     }
     let alternative = MultiPart::alternative()
         .singlepart(

@@ -30,6 +30,9 @@ pub struct OutboxRow {
     pub message_id: String,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// What the SMTP server answered on acceptance (its queue id, where it gives one).
+    pub provider_message_id: Option<String>,
+    pub sent_at: Option<NaiveDateTime>,
 }
 
 /// A row to create.
@@ -54,35 +57,58 @@ pub enum Enqueued {
 /// Creates the row unless its key exists. Call inside the transaction of the change that
 /// causes it, where there is one.
 pub fn enqueue(conn: &mut DbConnection, new: NewOutboxRow, now: DateTime<Utc>) -> Result<Enqueued, StoreError> {
-    dialect::write_transaction(conn, |conn| {
-        let existing: Option<String> = outbox::table
-            .filter(outbox::dedupe_key.eq(&new.dedupe_key))
-            .select(outbox::id)
-            .first(conn)
-            .optional()?;
-        if let Some(id) = existing {
-            return Ok(Enqueued::Existing(id));
-        }
-        let id = uuid::Uuid::now_v7().to_string();
-        diesel::insert_into(outbox::table)
-            .values((
-                outbox::id.eq(&id),
-                outbox::dedupe_key.eq(&new.dedupe_key),
-                outbox::kind.eq(&new.kind),
-                outbox::subject_type.eq(&new.subject_type),
-                outbox::subject_id.eq(&new.subject_id),
-                outbox::patient_id.eq(&new.patient_id),
+    let key = new.dedupe_key.clone();
+    let created = enqueue_many(conn, vec![new], now)?;
+    let id: String = outbox::table
+        .filter(outbox::dedupe_key.eq(&key))
+        .select(outbox::id)
+        .first(conn)?;
+    Ok(if created == 1 {
+        Enqueued::Created(id)
+    } else {
+        Enqueued::Existing(id)
+    })
+}
+
+/// Creates every row whose key does not exist yet, in one transaction; returns how many
+/// were created. Keys already present (even from a concurrent planner on another
+/// instance) are skipped by `ON CONFLICT DO NOTHING`, never an error.
+pub fn enqueue_many(conn: &mut DbConnection, rows: Vec<NewOutboxRow>, now: DateTime<Utc>) -> Result<usize, StoreError> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let values: Vec<_> = rows
+        .iter()
+        .map(|new| {
+            let id = uuid::Uuid::now_v7().to_string();
+            (
+                outbox::message_id.eq(format!("<{id}@clinic-platform>")),
+                outbox::id.eq(id),
+                outbox::dedupe_key.eq(new.dedupe_key.clone()),
+                outbox::kind.eq(new.kind.clone()),
+                outbox::subject_type.eq(new.subject_type.clone()),
+                outbox::subject_id.eq(new.subject_id.clone()),
+                outbox::patient_id.eq(new.patient_id.clone()),
                 outbox::refers_to.eq(time::to_db(new.refers_to)),
                 outbox::due_at.eq(time::to_db(new.due_at)),
                 outbox::state.eq("pending"),
                 outbox::attempts.eq(0i64),
                 outbox::next_attempt_at.eq(time::to_db(new.due_at)),
-                outbox::message_id.eq(format!("<{id}@clinic-platform>")),
                 outbox::created_at.eq(time::to_db(now)),
                 outbox::updated_at.eq(time::to_db(now)),
-            ))
-            .execute(conn)?;
-        Ok(Enqueued::Created(id))
+            )
+        })
+        .collect();
+    dialect::write_transaction(conn, |conn| {
+        let mut created = 0;
+        // 14 columns a row: 60 rows stay under SQLite's 999 bound parameters.
+        for chunk in values.chunks(60) {
+            created += clinic_store::on_native!(conn, c => diesel::insert_into(outbox::table)
+                .values(chunk)
+                .on_conflict_do_nothing()
+                .execute(c))?;
+        }
+        Ok(created)
     })
 }
 
@@ -104,16 +130,99 @@ pub fn get(conn: &mut DbConnection, id: &str) -> Result<Option<OutboxRow>, Store
     Ok(outbox::table.find(id).first(conn).optional()?)
 }
 
-/// The SMTP server accepted the message.
-pub fn mark_sent(conn: &mut DbConnection, id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+/// The SMTP server accepted the message; `provider_id` is what it said about it.
+pub fn mark_sent(
+    conn: &mut DbConnection,
+    id: &str,
+    provider_id: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
     diesel::update(outbox::table.find(id).filter(outbox::state.eq("sending")))
         .set((
             outbox::state.eq("sent"),
             outbox::lease_until.eq(None::<NaiveDateTime>),
+            outbox::provider_message_id.eq(provider_id),
+            outbox::sent_at.eq(time::to_db(now)),
             outbox::updated_at.eq(time::to_db(now)),
         ))
         .execute(conn)?;
     Ok(())
+}
+
+/// Not to be sent (stale, no consent, too late): `void`, with the reason in `last_error`.
+pub fn mark_void(conn: &mut DbConnection, id: &str, reason: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    Ok(diesel::update(
+        outbox::table
+            .find(id)
+            .filter(outbox::state.eq_any(["pending", "sending", "failed"])),
+    )
+    .set((
+        outbox::state.eq("void"),
+        outbox::lease_until.eq(None::<NaiveDateTime>),
+        outbox::last_error.eq(reason.chars().take(500).collect::<String>()),
+        outbox::updated_at.eq(time::to_db(now)),
+    ))
+    .execute(conn)?
+        == 1)
+}
+
+/// Staff asked to try a failed (or voided) email again: `pending`, due now, attempts reset.
+/// Returns false when the row is in another state.
+pub fn retry(conn: &mut DbConnection, id: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    Ok(
+        diesel::update(outbox::table.find(id).filter(outbox::state.eq_any(["failed", "void"])))
+            .set((
+                outbox::state.eq("pending"),
+                outbox::attempts.eq(0i64),
+                outbox::next_attempt_at.eq(time::to_db(now)),
+                outbox::due_at.eq(time::to_db(now)),
+                outbox::lease_until.eq(None::<NaiveDateTime>),
+                outbox::updated_at.eq(time::to_db(now)),
+            ))
+            .execute(conn)?
+            == 1,
+    )
+}
+
+/// Filters for listing rows.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub state: Option<String>,
+    pub kind: Option<String>,
+    pub patient_id: Option<String>,
+    pub due_from: Option<DateTime<Utc>>,
+    pub due_to: Option<DateTime<Utc>>,
+    /// Keyset cursor: rows after this (due_at, id).
+    pub after: Option<(DateTime<Utc>, String)>,
+}
+
+/// Rows by due time, then id.
+pub fn list(conn: &mut DbConnection, f: &Filter, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
+    let mut q = outbox::table.into_boxed();
+    if let Some(s) = &f.state {
+        q = q.filter(outbox::state.eq(s.clone()));
+    }
+    if let Some(k) = &f.kind {
+        q = q.filter(outbox::kind.eq(k.clone()));
+    }
+    if let Some(p) = &f.patient_id {
+        q = q.filter(outbox::patient_id.eq(p.clone()));
+    }
+    if let Some(t) = f.due_from {
+        q = q.filter(outbox::due_at.ge(time::to_db(t)));
+    }
+    if let Some(t) = f.due_to {
+        q = q.filter(outbox::due_at.lt(time::to_db(t)));
+    }
+    if let Some((at, id)) = &f.after {
+        let at = time::to_db(*at);
+        q = q.filter(
+            outbox::due_at
+                .gt(at)
+                .or(outbox::due_at.eq(at).and(outbox::id.gt(id.clone()))),
+        );
+    }
+    Ok(q.order((outbox::due_at, outbox::id)).limit(limit).load(conn)?)
 }
 
 /// Attempts after which a failing email is given up (then `failed`, for staff).

@@ -30,6 +30,11 @@ impl EmailKind {
         EmailKind::RefillReminder,
     ];
 
+    /// The kind stored in `outbox.kind`.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             EmailKind::AppointmentConfirmation => "appointment_confirmation",

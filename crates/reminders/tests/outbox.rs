@@ -73,7 +73,7 @@ fn claim_takes_only_due_rows_and_a_lease_blocks_reclaiming_until_it_expires() {
     assert_eq!(reclaimed[0].id, early);
     assert_eq!(reclaimed[0].attempts, 2);
 
-    outbox::mark_sent(&mut conn, &early, at(9, 37)).expect("sent");
+    outbox::mark_sent(&mut conn, &early, Some("250 queued as A1"), at(9, 37)).expect("sent");
     let both_due = outbox::claim(&mut conn, at(12, 0), Duration::minutes(5), 10).expect("claim");
     assert_eq!(
         both_due.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
@@ -162,7 +162,7 @@ fn voiding_touches_only_pending_rows_of_the_subject() {
     let mut conn = db.pool().get().expect("connection");
     let sent = created(outbox::enqueue(&mut conn, row("a1-sent", "a1", at(9, 0)), at(8, 0)).expect("enqueue"));
     outbox::claim(&mut conn, at(9, 0), Duration::minutes(5), 10).expect("claim");
-    outbox::mark_sent(&mut conn, &sent, at(9, 1)).expect("sent");
+    outbox::mark_sent(&mut conn, &sent, None, at(9, 1)).expect("sent");
     let pending = created(outbox::enqueue(&mut conn, row("a1-later", "a1", at(12, 0)), at(8, 0)).expect("enqueue"));
     let other = created(outbox::enqueue(&mut conn, row("a2-later", "a2", at(12, 0)), at(8, 0)).expect("enqueue"));
 

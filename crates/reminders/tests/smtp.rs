@@ -78,6 +78,7 @@ fn email() -> OutgoingEmail {
             "BEGIN:VCALENDAR\r\nMETHOD:REQUEST\r\nEND:VCALENDAR\r\n".into(),
             "REQUEST",
         )),
+        unsubscribe_url: Some("https://clinic.example/email/stop?t=abc.def".into()),
     }
 }
 
@@ -104,6 +105,14 @@ async fn what_is_sent_over_smtp_is_what_arrives() {
         "{raw}"
     );
     assert!(raw.contains("Reply-To: front-desk@clinic.example"));
+    assert!(
+        raw.contains("List-Unsubscribe: <https://clinic.example/email/stop?t=abc.def>"),
+        "{raw}"
+    );
+    assert!(
+        raw.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"),
+        "{raw}"
+    );
     assert!(raw.contains("Content-Type: text/plain") && raw.contains("Content-Type: text/html"));
     assert!(
         raw.contains("text/calendar; charset=utf-8; method=REQUEST") && raw.contains("filename=\"appointment.ics\"")

@@ -700,6 +700,22 @@ pub fn upcoming_for_provider(
     rows.into_iter().map(to_appointment).collect()
 }
 
+/// Booked appointments starting in `[from, to)`, by start, not audited: for the reminder
+/// planner, whose outbox rows record what it planned for whom.
+pub fn booked_starting_between(
+    conn: &mut DbConnection,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<Appointment>, SchedulingError> {
+    let rows: Vec<Joined> = joined_query!()
+        .filter(appointments::status.eq(AppointmentStatus::Booked.as_str()))
+        .filter(appointments::starts_at.ge(time::to_db(from)))
+        .filter(appointments::starts_at.lt(time::to_db(to)))
+        .order((appointments::starts_at, appointments::id))
+        .load(conn)?;
+    rows.into_iter().map(to_appointment).collect()
+}
+
 /// Live appointments of a type for any of `patients`, starting in `[from, to)`, by start
 /// (one query, for lists that match them up in memory).
 pub fn live_of_type_for_patients(

@@ -63,6 +63,18 @@ fn event(a: &Appointment, summary: &str, description: &str, location: &str, now:
 /// The invitation for one appointment, for the patient: REQUEST while it stands, CANCEL
 /// once cancelled.
 pub fn appointment_invite(a: &Appointment, clinic: &ClinicContact, now: DateTime<Utc>) -> String {
+    appointment_invite_with_parties(a, clinic, None, None, now)
+}
+
+/// The invitation as emailed: with the clinic's sending address as ORGANIZER and the
+/// patient's as ATTENDEE (RFC 5546 needs both for REQUEST and CANCEL to be acted on).
+pub fn appointment_invite_with_parties(
+    a: &Appointment,
+    clinic: &ClinicContact,
+    organizer: Option<&str>,
+    attendee: Option<&str>,
+    now: DateTime<Utc>,
+) -> String {
     let cancelled = a.status == AppointmentStatus::Cancelled;
     let summary = format!("Appointment at {}", clinic.name);
     let description = if cancelled {
@@ -74,7 +86,18 @@ pub fn appointment_invite(a: &Appointment, clinic: &ClinicContact, now: DateTime
         format!("To confirm or reschedule, call {}.", clinic.phone)
     };
     let mut cal = calendar(if cancelled { "CANCEL" } else { "REQUEST" });
-    cal.push(event(a, &summary, &description, &clinic.location, now));
+    let mut e = event(a, &summary, &description, &clinic.location, now);
+    if let Some(org) = organizer {
+        let mut p = Property::new("ORGANIZER", format!("mailto:{org}"));
+        p.add_parameter("CN", &clinic.name);
+        e.append_property(p);
+    }
+    if let Some(att) = attendee {
+        let mut p = Property::new("ATTENDEE", format!("mailto:{att}"));
+        p.add_parameter("ROLE", "REQ-PARTICIPANT");
+        e.append_property(p);
+    }
+    cal.push(e);
     cal.done().to_string()
 }
 

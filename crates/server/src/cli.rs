@@ -24,8 +24,14 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum Command {
-    /// Apply migrations and serve the API (Swagger UI at /swagger-ui/).
-    Serve,
+    /// Apply migrations and serve the API (Swagger UI at /swagger-ui/), with the reminder
+    /// scheduler planning and sending emails every minute.
+    Serve {
+        /// Do not run the reminder scheduler in this process (another process or cron runs
+        /// `clinic reminders run-once`).
+        #[arg(long)]
+        no_scheduler: bool,
+    },
     /// Apply pending database migrations and exit.
     Migrate,
     /// Manage API tokens.
@@ -36,6 +42,17 @@ pub enum Command {
     /// Add the seed content (conditions, screening criteria, articles) that is missing.
     /// Safe to run again: it never overwrites the clinic's edits.
     Seed,
+    /// Email reminders.
+    #[command(subcommand)]
+    Reminders(RemindersCommand),
+}
+
+#[derive(Subcommand)]
+pub enum RemindersCommand {
+    /// Plan due reminders and send everything ready, once, then exit (for cron-driven
+    /// installs and for operations). Safe beside running servers: claims keep each email
+    /// to one sender.
+    RunOnce,
 }
 
 #[derive(Subcommand)]
@@ -76,7 +93,8 @@ pub fn main() -> ExitCode {
     };
     telemetry::init(settings.log_format);
     let result = match cli.command {
-        Command::Serve => serve::run(settings),
+        Command::Serve { no_scheduler } => serve::run(settings, !no_scheduler),
+        Command::Reminders(RemindersCommand::RunOnce) => reminders_run_once(&settings),
         Command::Migrate => migrate(&settings),
         Command::Token(cmd) => token(&settings, cmd),
         Command::Seed => seed(&settings),
@@ -111,6 +129,38 @@ fn migrate(settings: &Settings) -> Result<(), String> {
     for name in applied {
         println!("applied {name}");
     }
+    Ok(())
+}
+
+fn reminders_run_once(settings: &Settings) -> Result<(), String> {
+    drop(open(settings)?);
+    let db_pool = clinic_store::pool::connect(&settings.database_url, &clinic_store::pool::PoolOptions::default())
+        .map_err(|e| e.to_string())?;
+    let (composer, mailer) = serve::email_side(settings, &db_pool)?;
+    let dispatcher = clinic_reminders::dispatcher::Dispatcher::new(
+        db_pool,
+        mailer,
+        composer,
+        clinic_reminders::dispatcher::DispatchOptions::default(),
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let report = runtime
+        .block_on(dispatcher.run_once(clinic_store::time::now()))
+        .map_err(|e| e.to_string())?;
+    println!(
+        "reminders: planned {}, voided as stale {}, sent {}, retrying {}, failed {}, not sent {}; outreach entries raised {}, closed {}",
+        report.planned.enqueued,
+        report.planned.voided,
+        report.sent,
+        report.retrying,
+        report.failed,
+        report.skipped,
+        report.planned.outreach_raised,
+        report.planned.outreach_closed,
+    );
     Ok(())
 }
 

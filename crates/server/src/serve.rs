@@ -11,6 +11,12 @@ use clinic_patients::audit::AuditWriter;
 use clinic_store::pool::{self, PoolOptions};
 use clinic_store::{migrations, DatabaseUrl};
 
+use clinic_reminders::compose::{ClinicDetails, Composer};
+use clinic_reminders::dispatcher::{DispatchOptions, Dispatcher};
+use clinic_reminders::links::LinkSigner;
+use clinic_reminders::mailer::{Mailer, Sender};
+use clinic_reminders::templates::Templates;
+
 use crate::settings::Settings;
 
 /// Creates the data folder (and the SQLite file's folder) when needed.
@@ -25,7 +31,41 @@ pub fn prepare_data_dir(settings: &Settings) -> Result<(), String> {
     Ok(())
 }
 
-pub fn run(settings: Settings) -> Result<(), String> {
+/// The email side: templates (embedded or overridden), link signer, and the mailer (SMTP
+/// when configured, otherwise `.eml` files under `$CLINIC_DATA_DIR/outbox/`).
+pub fn email_side(settings: &Settings, db_pool: &clinic_store::Pool) -> Result<(Arc<Composer>, Mailer), String> {
+    let templates =
+        Templates::load(settings.template_dir.as_deref()).map_err(|e| format!("CLINIC_TEMPLATE_DIR: {e}"))?;
+    let links = {
+        let mut conn = pool::get(db_pool).map_err(|e| e.to_string())?;
+        LinkSigner::load_or_create(&mut conn, clinic_store::time::now()).map_err(|e| e.to_string())?
+    };
+    let composer = Composer {
+        templates: Arc::new(templates),
+        clinic: ClinicDetails {
+            name: settings.clinic_name.clone(),
+            phone: settings.clinic_phone.clone(),
+            location: settings
+                .clinic_address
+                .clone()
+                .unwrap_or_else(|| settings.clinic_name.clone()),
+            time_zone: settings.time_zone,
+            public_url: settings.public_url.clone(),
+        },
+        sender: Sender {
+            from: settings.mail_from.clone(),
+            reply_to: settings.mail_reply_to.clone(),
+        },
+        links,
+    };
+    let mailer = match &settings.smtp_url {
+        Some(url) => Mailer::smtp(url).map_err(|e| format!("CLINIC_SMTP_URL: {e}"))?,
+        None => Mailer::files(settings.data_dir.join("outbox"))?,
+    };
+    Ok((Arc::new(composer), mailer))
+}
+
+pub fn run(settings: Settings, scheduler: bool) -> Result<(), String> {
     prepare_data_dir(&settings)?;
     let db_pool = pool::connect(
         &settings.database_url,
@@ -88,6 +128,22 @@ pub fn run(settings: Settings) -> Result<(), String> {
     }
     tracing::info!(database = %settings.database_url, backend = %settings.database_url.backend(), "database ready");
 
+    let (composer, mailer) = email_side(&settings, &db_pool)?;
+    // Never the URL itself: it may hold SMTP credentials.
+    tracing::info!(mailer = %mailer.describe(), "emails go to {}", mailer.describe());
+    if settings.smtp_url.is_none() {
+        println!(
+            "Emails are written as .eml files to {} (set CLINIC_SMTP_URL to send them).",
+            settings.data_dir.join("outbox").display()
+        );
+    }
+    let dispatcher = Arc::new(Dispatcher::new(
+        db_pool.clone(),
+        mailer,
+        composer.clone(),
+        DispatchOptions::default(),
+    ));
+
     let state = AppState {
         pool: db_pool.clone(),
         clinic: ClinicInfo {
@@ -107,6 +163,7 @@ pub fn run(settings: Settings) -> Result<(), String> {
         availability: Default::default(),
         public_limiter: Default::default(),
         audit: AuditWriter::start(settings.database_url.clone()),
+        composer: composer.clone(),
     };
 
     let system = actix_web::rt::System::new();
@@ -114,6 +171,17 @@ pub fn run(settings: Settings) -> Result<(), String> {
         // Registered before the banner is printed, so a supervisor that sends SIGTERM as
         // soon as it sees "Listening on" still gets a graceful shutdown.
         let shutdown = shutdown_signal().map_err(|e| format!("cannot install signal handlers: {e}"))?;
+        // Kept alive for the server's lifetime; dropping it stops the ticks.
+        let _ticker = if scheduler {
+            let t = clinic_reminders::scheduler::start(dispatcher.clone())
+                .await
+                .map_err(|e| format!("cannot start the reminder scheduler: {e}"))?;
+            println!("Reminder scheduler: planning and sending every minute (UTC).");
+            Some(t)
+        } else {
+            println!("Reminder scheduler is off (--no-scheduler): run `clinic reminders run-once` from cron.");
+            None
+        };
         let server = actix_web::HttpServer::new(move || clinic_api::app(state.clone()))
             .shutdown_timeout(30)
             .shutdown_signal(shutdown)

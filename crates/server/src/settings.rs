@@ -26,7 +26,19 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     (
         "CLINIC_SMTP_URL",
         "smtp_url",
-        "(none; validated now, used by email reminders)",
+        "(none: emails are written as .eml files under $CLINIC_DATA_DIR/outbox/)",
+    ),
+    (
+        "CLINIC_MAIL_FROM",
+        "mail_from",
+        "\"$CLINIC_NAME\" <reminders@localhost>",
+    ),
+    ("CLINIC_MAIL_REPLY_TO", "mail_reply_to", "(none)"),
+    ("CLINIC_PUBLIC_URL", "public_url", "http://$CLINIC_BIND"),
+    (
+        "CLINIC_TEMPLATE_DIR",
+        "template_dir",
+        "(none: the embedded email templates)",
     ),
     ("CLINIC_DB_POOL_SIZE", "db_pool_size", "10"),
     ("CLINIC_MAX_BODY_BYTES", "max_body_bytes", "65536"),
@@ -68,6 +80,14 @@ pub struct Settings {
     /// Street address for calendar invitations.
     pub clinic_address: Option<String>,
     pub smtp_url: Option<String>,
+    /// The From of every email.
+    pub mail_from: clinic_reminders::mailer::Mailbox,
+    /// Where replies go, when not to `mail_from`.
+    pub mail_reply_to: Option<clinic_reminders::mailer::Mailbox>,
+    /// The address patients reach this service at (links in emails), without a trailing slash.
+    pub public_url: String,
+    /// Email templates that replace the embedded ones, file by file.
+    pub template_dir: Option<PathBuf>,
     pub db_pool_size: u32,
     pub max_body_bytes: usize,
     pub log_format: LogFormat,
@@ -168,6 +188,49 @@ impl Settings {
             }
             None => None,
         };
+        let mailbox = |v: &str, name: &str| {
+            v.parse::<clinic_reminders::mailer::Mailbox>().map_err(|_| {
+                err(
+                    name,
+                    format!("'{v}' is not an address such as \"Clinic\" <reminders@clinic.example>"),
+                )
+            })
+        };
+        let mail_from = match src.get("CLINIC_MAIL_FROM") {
+            Some((v, name)) => mailbox(&v, &name)?,
+            None => clinic_reminders::mailer::Mailbox::new(
+                Some(clinic_name.clone()),
+                "reminders@localhost"
+                    .parse()
+                    .map_err(|_| err("CLINIC_MAIL_FROM", "the default address is invalid"))?,
+            ),
+        };
+        let mail_reply_to = match src.get("CLINIC_MAIL_REPLY_TO") {
+            Some((v, name)) => Some(mailbox(&v, &name)?),
+            None => None,
+        };
+        let public_url = match src.get("CLINIC_PUBLIC_URL") {
+            Some((v, name)) => {
+                if !(v.starts_with("http://") || v.starts_with("https://")) || v.contains(['?', '#', ' ']) {
+                    return Err(err(
+                        &name,
+                        format!("'{v}' is not a base URL such as https://clinic.example"),
+                    ));
+                }
+                v.trim_end_matches('/').to_owned()
+            }
+            None => format!("http://{bind}"),
+        };
+        let template_dir = match src.get("CLINIC_TEMPLATE_DIR") {
+            Some((v, name)) => {
+                let dir = PathBuf::from(&v);
+                if !dir.is_dir() {
+                    return Err(err(&name, format!("'{v}' is not a folder")));
+                }
+                Some(dir)
+            }
+            None => None,
+        };
         let db_pool_size = parse_number(&src, "CLINIC_DB_POOL_SIZE", 10u32, 1..=256)?;
         let max_body_bytes = parse_number(&src, "CLINIC_MAX_BODY_BYTES", 65_536usize, 1024..=16 * 1024 * 1024)?;
         let log_format = match src.get("CLINIC_LOG_FORMAT") {
@@ -194,6 +257,10 @@ impl Settings {
             phone_region,
             clinic_address,
             smtp_url,
+            mail_from,
+            mail_reply_to,
+            public_url,
+            template_dir,
             db_pool_size,
             max_body_bytes,
             log_format,

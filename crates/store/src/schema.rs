@@ -181,6 +181,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     pump_fills,
     pump_programs,
     outbox,
+    settings,
+    outreach,
+    app_secrets,
 );
 
 diesel::table! {
@@ -442,5 +445,44 @@ diesel::table! {
         message_id -> Text,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        provider_message_id -> Nullable<Text>,
+        sent_at -> Nullable<Timestamp>,
     }
 }
+
+diesel::table! {
+    settings (name) {
+        name -> Text,
+        body -> Text,
+        version -> BigInt,
+        updated_at -> Timestamp,
+        updated_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    outreach (id) {
+        id -> Text,
+        dedupe_key -> Text,
+        patient_id -> Text,
+        reason -> Text,
+        subject_type -> Text,
+        subject_id -> Text,
+        refers_to -> Timestamp,
+        created_at -> Timestamp,
+        done_at -> Nullable<Timestamp>,
+        done_by -> Nullable<Text>,
+        note -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    app_secrets (name) {
+        name -> Text,
+        value -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(outbox -> patients (patient_id));
+diesel::joinable!(outreach -> patients (patient_id));

@@ -8,6 +8,7 @@ pub mod health;
 pub mod patients;
 pub mod providers;
 pub mod pumps;
+pub mod reminders;
 pub mod requests;
 pub mod screening;
 pub mod tokens;
@@ -38,7 +39,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
                 .configure(providers::configure)
                 .configure(appointments::configure)
                 .configure(requests::configure)
-                .configure(pumps::configure),
+                .configure(pumps::configure)
+                .configure(reminders::configure),
         );
 }
 

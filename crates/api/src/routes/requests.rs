@@ -305,7 +305,7 @@ pub async fn confirm_appointment_request(
     };
     let (now, zone) = (state.now(), state.clinic.time_zone);
     let (request, appointment) = state
-        .db(move |conn| repo::confirm(conn, &auth.actor, id, c, zone, now))
+        .db(move |conn| clinic_reminders::changes::confirm_request(conn, &auth.actor, id, c, zone, now))
         .await?;
     state.availability.clear();
     Ok(web::Json(ConfirmedRequest {

@@ -93,11 +93,36 @@ impl TestResponse {
     }
 }
 
+/// The email side as the server builds it, pointing links at `http://clinic.test`.
+pub fn test_composer(pool: &Pool) -> clinic_reminders::compose::Composer {
+    use clinic_reminders::compose::{ClinicDetails, Composer};
+    let mut conn = clinic_store::pool::get(pool).expect("connection");
+    Composer {
+        templates: Arc::new(clinic_reminders::templates::Templates::load(None).expect("templates")),
+        clinic: ClinicDetails {
+            name: "Lakeside Pain Clinic".into(),
+            phone: "+13125550100".into(),
+            location: "100 Lake St, Chicago".into(),
+            time_zone: ClinicZone::default(),
+            public_url: "http://clinic.test".into(),
+        },
+        sender: clinic_reminders::mailer::Sender {
+            from: "Lakeside Pain Clinic <appointments@clinic.example>"
+                .parse()
+                .expect("mailbox"),
+            reply_to: Some("front-desk@clinic.example".parse().expect("mailbox")),
+        },
+        links: clinic_reminders::links::LinkSigner::load_or_create(&mut conn, clinic_store::time::now())
+            .expect("link key"),
+    }
+}
+
 impl TestApp {
     pub async fn new() -> Self {
         let db = TestDatabase::new();
         let pool = db.pool();
         let clock = Arc::new(TestClock(Mutex::new(clinic_store::time::now())));
+        let composer = Arc::new(test_composer(&pool));
         let state = AppState {
             pool: pool.clone(),
             clinic: ClinicInfo {
@@ -115,6 +140,7 @@ impl TestApp {
             availability: Default::default(),
             public_limiter: Default::default(),
             audit: clinic_patients::audit::AuditWriter::start(db.url().clone()),
+            composer,
         };
         let mut app = Self {
             db,

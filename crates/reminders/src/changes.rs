@@ -1,0 +1,90 @@
+//! Appointment changes together with their emails: each call runs the scheduling change and
+//! plans its confirmation, update or cancellation notice and reminders in one transaction,
+//! so an email exists exactly when the change it announces does. The API calls these
+//! instead of `clinic_scheduling` directly for every change a patient hears about.
+
+use chrono::{DateTime, Utc};
+use clinic_domain::ids::{AppointmentId, AppointmentRequestId};
+use clinic_domain::scheduling::AppointmentStatus;
+use clinic_domain::time::ClinicZone;
+use clinic_patients::audit::Actor;
+use clinic_scheduling::appointments::{self, Appointment, Booking, IdempotencyKey, NewAppointment};
+use clinic_scheduling::requests::{self, AppointmentRequest, Confirmation};
+use clinic_store::{dialect, DbConnection};
+
+use crate::planner::{self, Change};
+use crate::{settings, ReminderError};
+
+fn plan(conn: &mut DbConnection, a: &Appointment, change: Change, now: DateTime<Utc>) -> Result<(), ReminderError> {
+    let s = settings::load(conn)?;
+    planner::after_appointment_change(conn, a, change, &s.settings, now)?;
+    Ok(())
+}
+
+/// Books an appointment and plans its confirmation and reminders. A replayed booking
+/// (same `Idempotency-Key`) plans nothing new.
+pub fn book(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    new: NewAppointment,
+    key: Option<IdempotencyKey>,
+    clinic_zone: ClinicZone,
+    now: DateTime<Utc>,
+) -> Result<Booking, ReminderError> {
+    dialect::write_transaction(conn, |conn| {
+        let booking = appointments::book(conn, actor, new, key, clinic_zone, now)?;
+        if let Booking::Created(a) = &booking {
+            plan(conn, a, Change::Booked, now)?;
+        }
+        Ok(booking)
+    })
+}
+
+/// Moves an appointment: the old reminders are void, the update and new reminders planned.
+pub fn reschedule(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    id: AppointmentId,
+    start: DateTime<Utc>,
+    clinic_zone: ClinicZone,
+    now: DateTime<Utc>,
+) -> Result<Appointment, ReminderError> {
+    dialect::write_transaction(conn, |conn| {
+        let a = appointments::reschedule(conn, actor, id, start, clinic_zone, now)?;
+        plan(conn, &a, Change::Rescheduled, now)?;
+        Ok(a)
+    })
+}
+
+/// Cancels, checks in, completes or marks a no-show: pending reminders are void; a
+/// cancellation also plans its notice.
+pub fn set_status(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    id: AppointmentId,
+    to: AppointmentStatus,
+    reason: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<Appointment, ReminderError> {
+    dialect::write_transaction(conn, |conn| {
+        let a = appointments::set_status(conn, actor, id, to, reason, now)?;
+        plan(conn, &a, Change::StatusChanged, now)?;
+        Ok(a)
+    })
+}
+
+/// Confirms a public appointment request by booking it, with the booking's emails.
+pub fn confirm_request(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    id: AppointmentRequestId,
+    c: Confirmation,
+    clinic_zone: ClinicZone,
+    now: DateTime<Utc>,
+) -> Result<(AppointmentRequest, Appointment), ReminderError> {
+    dialect::write_transaction(conn, |conn| {
+        let (request, a) = requests::confirm(conn, actor, id, c, clinic_zone, now)?;
+        plan(conn, &a, Change::Booked, now)?;
+        Ok((request, a))
+    })
+}
