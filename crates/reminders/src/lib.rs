@@ -20,6 +20,8 @@ pub mod planner;
 pub mod scheduler;
 pub mod settings;
 pub mod templates;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use clinic_domain::ValidationErrors;
 use clinic_store::StoreError;

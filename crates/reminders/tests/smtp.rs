@@ -2,52 +2,10 @@
 //! what arrives, TLS is required unless the URL says otherwise, and the file mailer writes
 //! `.eml` files.
 
-use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
-
 use clinic_domain::time::ClinicZone;
 use clinic_reminders::mailer::{Mailer, OutgoingEmail, Sender};
 use clinic_reminders::templates::{EmailContext, EmailKind, Templates};
-use mailin_embedded::{response, Handler, Response, Server};
-
-#[derive(Clone, Default)]
-struct Inbox {
-    messages: Arc<Mutex<Vec<Vec<u8>>>>,
-    current: Vec<u8>,
-}
-
-impl Handler for Inbox {
-    fn data_start(&mut self, _domain: &str, _from: &str, _is8bit: bool, _to: &[String]) -> Response {
-        self.current.clear();
-        response::OK
-    }
-
-    fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        self.current.extend_from_slice(buf);
-        Ok(())
-    }
-
-    fn data_end(&mut self) -> Response {
-        if let Ok(mut m) = self.messages.lock() {
-            m.push(std::mem::take(&mut self.current));
-        }
-        response::OK
-    }
-}
-
-/// A plain (no TLS) SMTP server on a free port; returns its port and inbox.
-fn smtp_server() -> (u16, Arc<Mutex<Vec<Vec<u8>>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let inbox = Inbox::default();
-    let messages = inbox.messages.clone();
-    let mut server = Server::new(inbox);
-    server.with_name("test.local").with_tcp_listener(listener);
-    std::thread::spawn(move || {
-        let _ = server.serve();
-    });
-    (port, messages)
-}
+use clinic_reminders::testing::SmtpSink;
 
 fn email() -> OutgoingEmail {
     let templates = Templates::load(None).expect("templates");
@@ -93,12 +51,13 @@ fn sender() -> Sender {
 
 #[tokio::test]
 async fn what_is_sent_over_smtp_is_what_arrives() {
-    let (port, inbox) = smtp_server();
-    let mailer = Mailer::smtp(&format!("smtp://127.0.0.1:{port}?tls=none")).expect("mailer");
-    mailer.send(&sender(), &email()).await.expect("sent");
-    let messages = inbox.lock().expect("inbox").clone();
+    let sink = SmtpSink::start().expect("smtp");
+    let mailer = Mailer::smtp(&sink.url()).expect("mailer");
+    let reply = mailer.send(&sender(), &email()).await.expect("sent");
+    assert!(reply.is_some_and(|r| !r.is_empty()), "the server's acceptance is kept");
+    let messages = sink.messages();
     assert_eq!(messages.len(), 1);
-    let raw = String::from_utf8_lossy(&messages[0]);
+    let raw = &messages[0];
     assert!(raw.contains("Message-ID: <reminder-0193a0c4@clinic-platform>"), "{raw}");
     assert!(
         raw.contains("Subject: Your appointment at Lakeside Pain Clinic on Mon, Mar 15 at 9:00 AM"),
@@ -128,11 +87,20 @@ async fn what_is_sent_over_smtp_is_what_arrives() {
 #[tokio::test]
 async fn tls_is_required_unless_the_url_says_otherwise() {
     // The test server offers no STARTTLS: a plain smtp:// URL must refuse to send in clear.
-    let (port, inbox) = smtp_server();
-    let mailer = Mailer::smtp(&format!("smtp://127.0.0.1:{port}")).expect("mailer");
+    let sink = SmtpSink::start().expect("smtp");
+    let mailer = Mailer::smtp(&format!("smtp://127.0.0.1:{}", sink.port)).expect("mailer");
     let err = mailer.send(&sender(), &email()).await.expect_err("no TLS, no send");
     assert!(!err.permanent, "a TLS failure is worth retrying later: {err}");
-    assert!(inbox.lock().expect("inbox").is_empty());
+    assert!(sink.messages().is_empty());
+}
+
+#[tokio::test]
+async fn a_refused_recipient_is_a_permanent_failure() {
+    let sink = SmtpSink::refusing(&["ana@example.org"]).expect("smtp");
+    let mailer = Mailer::smtp(&sink.url()).expect("mailer");
+    let err = mailer.send(&sender(), &email()).await.expect_err("refused");
+    assert!(err.permanent, "550 is permanent: {err}");
+    assert!(sink.messages().is_empty());
 }
 
 #[tokio::test]
