@@ -926,3 +926,38 @@ async fn the_admin_api_lists_shows_voids_previews_and_edits_settings() {
         assert!(actions.contains(&action), "{action} missing from {actions:?}");
     }
 }
+
+#[actix_web::test]
+async fn the_scheduler_ticks_the_dispatcher_on_its_own() {
+    let c = clinic().await;
+    // The real clock: the ticker passes the time it fires at.
+    c.app.clock.set(Utc::now());
+    // Two days ahead on a weekday: the 72-hour reminder's time has passed at booking, so
+    // only the confirmation goes out now (not a late reminder beside it).
+    let mut day = (Utc::now() + Duration::days(2)).date_naive();
+    while chrono::Datelike::weekday(&day).number_from_monday() > 5 {
+        day += Duration::days(1);
+    }
+    let start = chrono_tz::America::Chicago
+        .from_local_datetime(&day.and_hms_opt(14, 0, 0).expect("time"))
+        .single()
+        .expect("instant");
+    c.book("consultation", &start.to_rfc3339()).await;
+    let (d, sent) = c.memory_dispatcher();
+    let d = Arc::new(d);
+    let mut ticker = clinic_reminders::scheduler::start_on(d.clone(), "* * * * * *")
+        .await
+        .expect("scheduler");
+    // Wait for the tick's effect (bounded), not for a fixed time.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while sent.lock().expect("sent").is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    ticker.shutdown().await.expect("shutdown");
+    assert_eq!(sent.lock().expect("sent").len(), 1, "the confirmation, sent by a tick");
+    let status = d.status();
+    assert!(
+        status.last_run_at.is_some() && status.last_error.is_none(),
+        "{status:?}"
+    );
+}

@@ -96,8 +96,9 @@ fn row(
 }
 
 /// The reminders an appointment should have, and the outreach entries for reminders that
-/// quiet hours push past its start. Only reminders due from `now − grace` on: a booking made
-/// two hours ahead gets its confirmation, not a reminder "72 hours before".
+/// quiet hours push past its start. Only reminders due after the appointment's last change
+/// (a booking made two days ahead gets its confirmation, not also a late "72 hours before")
+/// and at most `grace` late (the scheduler was down).
 fn appointment_reminders(
     a: &Appointment,
     zone: ClinicZone,
@@ -106,11 +107,12 @@ fn appointment_reminders(
 ) -> (Vec<NewOutboxRow>, Vec<NewEntry>) {
     let (mut rows, mut entries) = (Vec::new(), Vec::new());
     let mut seen = HashSet::new();
+    let floor = (now - grace()).max(a.updated_at);
     for &hours in settings.offsets_for(&a.type_code).hours() {
         let before = Duration::hours(i64::from(hours));
         match appointment_reminder_at(a.start, before, settings.quiet_hours, zone) {
             // Two offsets that quiet hours move to the same instant make one email.
-            Some(at) if at >= now - grace() && seen.insert(at) => rows.push(row(
+            Some(at) if at >= floor && seen.insert(at) => rows.push(row(
                 format!("appointment:{}:{}:reminder:{hours}h", a.id, a.sequence),
                 EmailKind::AppointmentReminder,
                 APPOINTMENT,

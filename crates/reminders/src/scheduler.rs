@@ -12,10 +12,16 @@ use crate::dispatcher::Dispatcher;
 /// Every minute, at second 0, in UTC.
 pub const EVERY_MINUTE: &str = "0 * * * * *";
 
-/// Starts the ticker; keep the returned scheduler alive (drop or `shutdown` stops it).
+/// Starts the every-minute ticker; keep the returned scheduler alive (drop or `shutdown`
+/// stops it).
 pub async fn start(dispatcher: Arc<Dispatcher>) -> Result<JobScheduler, JobSchedulerError> {
+    start_on(dispatcher, EVERY_MINUTE).await
+}
+
+/// Starts a ticker on a six-field cron `schedule` (UTC), e.g. every second in tests.
+pub async fn start_on(dispatcher: Arc<Dispatcher>, schedule: &str) -> Result<JobScheduler, JobSchedulerError> {
     let scheduler = JobScheduler::new().await?;
-    let job = Job::new_async(EVERY_MINUTE, move |_id, _scheduler| {
+    let job = Job::new_async(schedule, move |_id, _scheduler| {
         let d = dispatcher.clone();
         Box::pin(async move { d.tick(Utc::now()).await })
     })?;

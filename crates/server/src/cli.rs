@@ -136,17 +136,19 @@ fn reminders_run_once(settings: &Settings) -> Result<(), String> {
     drop(open(settings)?);
     let db_pool = clinic_store::pool::connect(&settings.database_url, &clinic_store::pool::PoolOptions::default())
         .map_err(|e| e.to_string())?;
-    let (composer, mailer) = serve::email_side(settings, &db_pool)?;
-    let dispatcher = clinic_reminders::dispatcher::Dispatcher::new(
-        db_pool,
-        mailer,
-        composer,
-        clinic_reminders::dispatcher::DispatchOptions::default(),
-    );
+    let composer = serve::composer(settings, &db_pool)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
+    // The SMTP pool lives on the runtime.
+    let _entered = runtime.enter();
+    let dispatcher = clinic_reminders::dispatcher::Dispatcher::new(
+        db_pool,
+        serve::mailer(settings)?,
+        composer,
+        clinic_reminders::dispatcher::DispatchOptions::default(),
+    );
     let report = runtime
         .block_on(dispatcher.run_once(clinic_store::time::now()))
         .map_err(|e| e.to_string())?;

@@ -31,9 +31,8 @@ pub fn prepare_data_dir(settings: &Settings) -> Result<(), String> {
     Ok(())
 }
 
-/// The email side: templates (embedded or overridden), link signer, and the mailer (SMTP
-/// when configured, otherwise `.eml` files under `$CLINIC_DATA_DIR/outbox/`).
-pub fn email_side(settings: &Settings, db_pool: &clinic_store::Pool) -> Result<(Arc<Composer>, Mailer), String> {
+/// The email side: templates (embedded or overridden) and the link signer.
+pub fn composer(settings: &Settings, db_pool: &clinic_store::Pool) -> Result<Arc<Composer>, String> {
     let templates =
         Templates::load(settings.template_dir.as_deref()).map_err(|e| format!("CLINIC_TEMPLATE_DIR: {e}"))?;
     let links = {
@@ -58,11 +57,16 @@ pub fn email_side(settings: &Settings, db_pool: &clinic_store::Pool) -> Result<(
         },
         links,
     };
-    let mailer = match &settings.smtp_url {
-        Some(url) => Mailer::smtp(url).map_err(|e| format!("CLINIC_SMTP_URL: {e}"))?,
-        None => Mailer::files(settings.data_dir.join("outbox"))?,
-    };
-    Ok((Arc::new(composer), mailer))
+    Ok(Arc::new(composer))
+}
+
+/// The mailer: SMTP when configured, otherwise `.eml` files under `$CLINIC_DATA_DIR/outbox/`.
+/// Call inside the Tokio runtime: the SMTP connection pool lives on it.
+pub fn mailer(settings: &Settings) -> Result<Mailer, String> {
+    match &settings.smtp_url {
+        Some(url) => Mailer::smtp(url).map_err(|e| format!("CLINIC_SMTP_URL: {e}")),
+        None => Mailer::files(settings.data_dir.join("outbox")),
+    }
 }
 
 pub fn run(settings: Settings, scheduler: bool) -> Result<(), String> {
@@ -128,21 +132,8 @@ pub fn run(settings: Settings, scheduler: bool) -> Result<(), String> {
     }
     tracing::info!(database = %settings.database_url, backend = %settings.database_url.backend(), "database ready");
 
-    let (composer, mailer) = email_side(&settings, &db_pool)?;
-    // Never the URL itself: it may hold SMTP credentials.
-    tracing::info!(mailer = %mailer.describe(), "emails go to {}", mailer.describe());
-    if settings.smtp_url.is_none() {
-        println!(
-            "Emails are written as .eml files to {} (set CLINIC_SMTP_URL to send them).",
-            settings.data_dir.join("outbox").display()
-        );
-    }
-    let dispatcher = Arc::new(Dispatcher::new(
-        db_pool.clone(),
-        mailer,
-        composer.clone(),
-        DispatchOptions::default(),
-    ));
+    let composer = composer(&settings, &db_pool)?;
+    let dispatcher_pool = db_pool.clone();
 
     let state = AppState {
         pool: db_pool.clone(),
@@ -171,6 +162,21 @@ pub fn run(settings: Settings, scheduler: bool) -> Result<(), String> {
         // Registered before the banner is printed, so a supervisor that sends SIGTERM as
         // soon as it sees "Listening on" still gets a graceful shutdown.
         let shutdown = shutdown_signal().map_err(|e| format!("cannot install signal handlers: {e}"))?;
+        let mailer = mailer(&settings)?;
+        // Never the URL itself: it may hold SMTP credentials.
+        tracing::info!("emails go to {}", mailer.describe());
+        if settings.smtp_url.is_none() {
+            println!(
+                "Emails are written as .eml files to {} (set CLINIC_SMTP_URL to send them).",
+                settings.data_dir.join("outbox").display()
+            );
+        }
+        let dispatcher = Arc::new(Dispatcher::new(
+            dispatcher_pool,
+            mailer,
+            composer,
+            DispatchOptions::default(),
+        ));
         // Kept alive for the server's lifetime; dropping it stops the ticks.
         let _ticker = if scheduler {
             let t = clinic_reminders::scheduler::start(dispatcher.clone())

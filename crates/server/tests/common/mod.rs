@@ -28,6 +28,8 @@ pub fn clinic(db: &TestDatabase, data_dir: &Path) -> Command {
 /// A running `clinic serve`.
 pub struct Server {
     pub child: Child,
+    /// Every banner line up to `Listening on`.
+    pub banner: Vec<String>,
     /// The admin token printed on the first start of an empty database.
     pub token: Option<String>,
     /// `http://127.0.0.1:PORT`
@@ -37,14 +39,21 @@ pub struct Server {
 impl Server {
     /// Runs `cmd serve` and reads its banner until the `Listening on` line.
     pub fn start(cmd: &mut Command) -> Self {
+        Self::start_with(cmd, &[])
+    }
+
+    /// Runs `cmd serve ARGS…` and reads its banner until the `Listening on` line.
+    pub fn start_with(cmd: &mut Command, args: &[&str]) -> Self {
         let child = cmd
             .arg("serve")
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn clinic");
         let mut server = Server {
             child,
+            banner: Vec::new(),
             token: None,
             base: String::new(),
         };
@@ -68,6 +77,7 @@ impl Server {
             if let Some(addr) = trimmed.strip_prefix("Listening on ") {
                 server.base = addr.to_owned();
             }
+            server.banner.push(line);
         }
         server
     }
