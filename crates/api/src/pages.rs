@@ -316,7 +316,7 @@ pub async fn email_stop(
     q: web::Query<StopQuery>,
 ) -> Result<HttpResponse, ApiError> {
     if !state.public_limiter.allow(req.peer_addr().map(|a| a.ip())) {
-        return stop_page(&state, StatusCode::TOO_MANY_REQUESTS, "invalid", "");
+        return stop_page(&state, StatusCode::TOO_MANY_REQUESTS, "busy", "");
     }
     let token = q.into_inner().t.unwrap_or_default();
     let (composer, now) = (state.composer.clone(), state.now());

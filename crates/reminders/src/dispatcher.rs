@@ -251,7 +251,8 @@ fn record(
                         report.failed += 1;
                         if let Some(patient_id) = row.patient_id.clone() {
                             entries.push(NewEntry {
-                                dedupe_key: format!("email_failed:{}", row.id),
+                                // Per final failure: a retried email that fails again asks again.
+                                dedupe_key: format!("email_failed:{}:{}", row.id, now.timestamp()),
                                 patient_id,
                                 reason: Reason::EmailFailed,
                                 subject_type: row.subject_type.clone(),

@@ -36,8 +36,10 @@ pub fn planning_window() -> Duration {
     Duration::hours(24)
 }
 
-/// A reminder whose time passed while nothing was running is still sent if it is at most
-/// this late (and, for appointments, before the start); older ones are left to outreach.
+/// When a tick finds an appointment reminder row missing (the appointment predates the
+/// settings, or was written before reminders existed), it still plans one whose time passed
+/// at most this long ago, if still before the start. Rows planned at booking are sent however
+/// late, until the start (then they become `reminder_not_sent` outreach entries).
 fn grace() -> Duration {
     Duration::hours(24)
 }
@@ -46,6 +48,16 @@ fn grace() -> Duration {
 /// moved the date nearer) is sent late rather than not at all.
 fn refill_catch_up() -> Duration {
     Duration::days(7)
+}
+
+/// A send time already passed is moved to now, and then out of the patient's quiet hours.
+fn late_but_not_at_night(
+    at: DateTime<Utc>,
+    now: DateTime<Utc>,
+    settings: &ReminderSettings,
+    zone: ClinicZone,
+) -> Option<DateTime<Utc>> {
+    (at < now).then(|| settings.quiet_hours.next_allowed(now, zone))
 }
 
 /// What one planning step did.
@@ -119,7 +131,10 @@ fn appointment_reminders(
                 a.id.to_string(),
                 a.patient_id,
                 a.start,
-                at.max(now),
+                // A late reminder still waits for the end of quiet hours (if that is before the start).
+                late_but_not_at_night(at, now, settings, zone)
+                    .filter(|t| *t < a.start)
+                    .unwrap_or(at.max(now)),
             )),
             None if a.start - before >= now => entries.push(NewEntry {
                 dedupe_key: format!("reminder_not_sent:{}:{}:{hours}h", a.id, a.sequence),
@@ -370,7 +385,7 @@ fn plan_refills(
                     pump.id.clone(),
                     pump.patient_id,
                     refers_to,
-                    at.max(now),
+                    late_but_not_at_night(at, now, settings, zone).unwrap_or(at),
                 ));
             }
         }

@@ -157,6 +157,58 @@ const EMBEDDED: &[(&str, &str)] = &[
     ),
 ];
 
+/// Words an email must never carry (intrathecal.md §5): the catalogue's drugs, device
+/// and clinical words, and the conditions the clinic treats.
+pub const FORBIDDEN_WORDS: &[&str] = &[
+    "pump",
+    "refill",
+    "reservoir",
+    "intrathecal",
+    "dose",
+    "dosage",
+    "alarm",
+    "catheter",
+    "infusion",
+    "morphine",
+    "baclofen",
+    "ziconotide",
+    "hydromorphone",
+    "bupivacaine",
+    "clonidine",
+    "fentanyl",
+    "sufentanil",
+    "opioid",
+    "withdrawal",
+    "spasticity",
+    "pancreatitis",
+    "cancer",
+    "surgery",
+    "regional pain",
+    "dystrophy",
+    "nerve injury",
+    "diagnos",
+    "concentration",
+    "mg",
+    "mcg",
+    "ml",
+];
+
+/// The forbidden words in `text` (case-insensitive; the unit abbreviations as whole words).
+pub fn clinical_words(text: &str) -> Vec<&'static str> {
+    let lower = text.to_lowercase();
+    FORBIDDEN_WORDS
+        .iter()
+        .copied()
+        .filter(|word| {
+            if word.len() <= 3 {
+                lower.split(|c: char| !c.is_ascii_alphanumeric()).any(|w| w == *word)
+            } else {
+                lower.contains(word)
+            }
+        })
+        .collect()
+}
+
 /// The loaded templates.
 pub struct Templates {
     env: Environment<'static>,
@@ -183,7 +235,38 @@ impl Templates {
                 message: e.to_string(),
             })?;
         }
-        Ok(Self { env })
+        let templates = Self { env };
+        templates.check()?;
+        Ok(templates)
+    }
+
+    /// Renders every email with a sample patient, so an override that names an unknown
+    /// variable or says a clinical word stops the start instead of an email.
+    fn check(&self) -> Result<(), TemplateError> {
+        let (when, when_short) = EmailContext::by_date(NaiveDate::from_ymd_opt(2027, 3, 15).unwrap_or_default());
+        for stop_url in [None, Some("https://clinic.example/email/stop?t=x".to_owned())] {
+            let ctx = EmailContext {
+                first_name: Some("Alex".into()),
+                clinic_name: "Clinic".into(),
+                clinic_phone: "+13125550100".into(),
+                clinic_phone_display: "+1 312-555-0100".into(),
+                when: when.clone(),
+                when_short: when_short.clone(),
+                stop_url,
+            };
+            for kind in EmailKind::ALL {
+                let e = self.render(kind, &ctx)?;
+                for (part, text) in [("subject", &e.subject), ("text", &e.text), ("html", &e.html)] {
+                    if let Some(word) = clinical_words(text).first() {
+                        return Err(TemplateError {
+                            template: format!("{} ({part})", kind.name()),
+                            message: format!("emails must not say '{word}' (intrathecal.md §5)"),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     fn render_one(&self, name: &str, ctx: &minijinja::Value) -> Result<String, TemplateError> {
@@ -233,44 +316,14 @@ mod tests {
         }
     }
 
-    /// Words an email must never carry (intrathecal.md §5): the catalogue's drugs, device
-    /// and clinical words, and the conditions the clinic treats.
-    const FORBIDDEN: &[&str] = &[
-        "pump",
-        "refill",
-        "reservoir",
-        "intrathecal",
-        "dose",
-        "dosage",
-        "alarm",
-        "catheter",
-        "infusion",
-        "morphine",
-        "baclofen",
-        "ziconotide",
-        "hydromorphone",
-        "bupivacaine",
-        "clonidine",
-        "fentanyl",
-        "sufentanil",
-        "opioid",
-        "withdrawal",
-        "spasticity",
-        "pancreatitis",
-        "cancer",
-        "surgery",
-        "regional pain",
-        "dystrophy",
-        "nerve injury",
-        "diagnos",
-        "concentration",
-        "mg",
-        "mcg",
-        "ml",
-    ];
-
-    fn words(text: &str) -> String {
-        text.to_lowercase()
+    #[test]
+    fn the_word_check_finds_words_and_whole_unit_abbreviations() {
+        assert_eq!(clinical_words("Your Pump refill"), ["pump", "refill"]);
+        assert_eq!(clinical_words("10 mg daily"), ["mg"]);
+        assert!(
+            clinical_words("Remember your appointment").is_empty(),
+            "'mg' inside a word is fine"
+        );
     }
 
     #[test]
@@ -280,16 +333,12 @@ mod tests {
             for stop in [true, false] {
                 let e = t.render(kind, &context(stop)).expect("render");
                 for (part, text) in [("subject", &e.subject), ("text", &e.text), ("html", &e.html)] {
-                    let lower = words(text);
-                    for word in FORBIDDEN {
-                        // Whole-word check for the unit abbreviations, substring for the rest.
-                        let hit = if word.len() <= 3 {
-                            lower.split(|c: char| !c.is_ascii_alphanumeric()).any(|w| w == *word)
-                        } else {
-                            lower.contains(word)
-                        };
-                        assert!(!hit, "{} {part} contains '{word}': {text}", kind.name());
-                    }
+                    assert_eq!(
+                        clinical_words(text),
+                        Vec::<&str>::new(),
+                        "{} {part}: {text}",
+                        kind.name()
+                    );
                 }
             }
         }
@@ -343,13 +392,21 @@ mod tests {
             "Please call Lakeside Pain Clinic"
         );
         std::fs::write(dir.path().join("refill_reminder.txt"), "{{ unknown_variable }}").expect("write");
-        let strict = Templates::load(Some(dir.path())).expect("parses");
-        assert!(
-            strict.render(EmailKind::RefillReminder, &context(false)).is_err(),
-            "strict: undefined is an error"
-        );
+        let strict = Templates::load(Some(dir.path()))
+            .err()
+            .expect("strict: undefined is an error at load");
+        assert!(strict.message.contains("undefined"), "{strict}");
         std::fs::write(dir.path().join("refill_reminder.txt"), "{% if %}").expect("write");
         assert!(Templates::load(Some(dir.path())).is_err());
+        std::fs::write(
+            dir.path().join("refill_reminder.txt"),
+            "Hi {{ first_name }}, your pump needs a refill. Call {{ clinic_phone_display }}.",
+        )
+        .expect("write");
+        let leak = Templates::load(Some(dir.path()))
+            .err()
+            .expect("clinical words are refused");
+        assert!(leak.message.contains("'pump'"), "{leak}");
     }
 
     #[test]

@@ -52,9 +52,17 @@ impl SmtpSink {
         Self::refusing(&[])
     }
 
+    /// A server on a given address (benchmarks).
+    pub fn bind(addr: &str) -> std::io::Result<Self> {
+        Self::serve(TcpListener::bind(addr)?, &[])
+    }
+
     /// A server that answers 550 to recipients containing any of `refuse`.
     pub fn refusing(refuse: &[&str]) -> std::io::Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
+        Self::serve(TcpListener::bind("127.0.0.1:0")?, refuse)
+    }
+
+    fn serve(listener: TcpListener, refuse: &[&str]) -> std::io::Result<Self> {
         let port = listener.local_addr()?.port();
         let inbox = Inbox {
             refuse: Arc::new(refuse.iter().map(|s| (*s).to_owned()).collect()),

@@ -21,7 +21,7 @@ CREATE TABLE outreach (
     reason TEXT NOT NULL,
     subject_type TEXT NOT NULL,
     subject_id TEXT NOT NULL,
-    -- The instant the entry is about (appointment start, refill due date at midnight UTC).
+    -- The instant the entry is about (appointment start; for a refill, the start of its due date in the clinic zone).
     refers_to TIMESTAMP NOT NULL,
     created_at TIMESTAMP NOT NULL,
     done_at TIMESTAMP,
