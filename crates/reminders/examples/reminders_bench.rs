@@ -344,6 +344,11 @@ fn dispatch(url: &DatabaseUrl, smtp: &str, n: usize) -> Result<(), String> {
         .select((appointments::id, appointments::patient_id, appointments::starts_at))
         .load(&mut *conn)
         .map_err(err)?;
+    // Only this run's emails are ready: rows the planning pass created wait.
+    diesel::update(clinic_store::schema::outbox::table.filter(clinic_store::schema::outbox::state.eq("pending")))
+        .set(clinic_store::schema::outbox::state.eq("void"))
+        .execute(&mut *conn)
+        .map_err(err)?;
     let run = uuid::Uuid::now_v7();
     let rows: Vec<NewOutboxRow> = booked
         .iter()
@@ -380,7 +385,13 @@ fn dispatch(url: &DatabaseUrl, smtp: &str, n: usize) -> Result<(), String> {
         .map_err(err)?;
     let options = DispatchOptions::default();
     let report = runtime.block_on(async {
-        let dispatcher = Dispatcher::new(pool, Mailer::smtp(smtp)?, composer, options);
+        // `memory` measures everything but the SMTP exchange.
+        let mailer = if smtp == "memory" {
+            Mailer::memory().0
+        } else {
+            Mailer::smtp(smtp)?
+        };
+        let dispatcher = Dispatcher::new(pool, mailer, composer, options);
         let started = Instant::now();
         let mut total = Report::default();
         loop {

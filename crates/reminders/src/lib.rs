@@ -19,6 +19,7 @@ pub mod outreach;
 pub mod planner;
 pub mod scheduler;
 pub mod settings;
+pub mod smtp;
 pub mod templates;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -88,7 +88,10 @@ pub struct Delivered {
 
 #[derive(Clone)]
 pub enum Mailer {
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    /// `smtp://`: our client with TCP_NODELAY (see [`crate::smtp`]).
+    Smtp(Arc<crate::smtp::SmtpClient>),
+    /// `smtps://`: lettre's pooled transport, TLS from the first byte.
+    Smtps(AsyncSmtpTransport<Tokio1Executor>),
     Files(AsyncFileTransport<Tokio1Executor>, PathBuf),
     Memory(Arc<Mutex<Vec<Delivered>>>),
 }
@@ -122,13 +125,26 @@ pub fn smtp_url_for_lettre(url: &str) -> Result<String, String> {
 }
 
 impl Mailer {
-    /// SMTP from a `CLINIC_SMTP_URL`, pooled.
+    /// SMTP from a `CLINIC_SMTP_URL`, keeping up to `connections` connections open.
     pub fn smtp(url: &str) -> Result<Self, String> {
-        let url = smtp_url_for_lettre(url)?;
-        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&url)
-            .map_err(|e| e.to_string())?
-            .build();
-        Ok(Mailer::Smtp(transport))
+        Self::smtp_with(url, 8)
+    }
+
+    pub fn smtp_with(url: &str, connections: usize) -> Result<Self, String> {
+        // Validates the URL and the tls= parameter for both kinds.
+        let lettre_url = smtp_url_for_lettre(url)?;
+        if url.starts_with("smtps://") {
+            let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&lettre_url)
+                .map_err(|e| e.to_string())?
+                .pool_config(lettre::transport::smtp::PoolConfig::new().max_size(connections as u32))
+                .build();
+            return Ok(Mailer::Smtps(transport));
+        }
+        let settings = crate::smtp::SmtpSettings::parse(url)?;
+        Ok(Mailer::Smtp(Arc::new(crate::smtp::SmtpClient::new(
+            settings,
+            connections,
+        ))))
     }
 
     /// `.eml` files in `dir` (created when missing).
@@ -144,7 +160,8 @@ impl Mailer {
 
     pub fn describe(&self) -> String {
         match self {
-            Mailer::Smtp(_) => "SMTP".into(),
+            Mailer::Smtp(_) => "SMTP (STARTTLS unless tls=none)".into(),
+            Mailer::Smtps(_) => "SMTP over TLS".into(),
             Mailer::Files(_, dir) => format!(".eml files in {}", dir.display()),
             Mailer::Memory(_) => "memory".into(),
         }
@@ -155,7 +172,14 @@ impl Mailer {
     pub async fn send(&self, sender: &Sender, email: &OutgoingEmail) -> Result<Option<String>, MailError> {
         let message = build(sender, email)?;
         match self {
-            Mailer::Smtp(t) => t
+            Mailer::Smtp(client) => {
+                let raw = message.formatted();
+                client
+                    .send(message.envelope(), &raw)
+                    .await
+                    .map(|r| Some(r.message().collect::<Vec<_>>().join(" ").chars().take(200).collect()))
+            }
+            Mailer::Smtps(t) => t
                 .send(message)
                 .await
                 .map(|r| Some(r.message().collect::<Vec<_>>().join(" ").chars().take(200).collect()))

@@ -70,7 +70,11 @@ impl SmtpSink {
         };
         let messages = inbox.messages.clone();
         let mut server = Server::new(inbox);
-        server.with_name("test.local").with_tcp_listener(listener);
+        // One thread per connection: pooled clients keep several open (the default is 4).
+        server
+            .with_name("test.local")
+            .with_num_threads(64)
+            .with_tcp_listener(listener);
         std::thread::spawn(move || {
             let _ = server.serve();
         });
