@@ -164,9 +164,25 @@ async fn a_booking_plans_its_confirmation_and_reminders_once_and_sends_each_once
     );
     assert!(reminders.iter().all(|r| r["subject_id"] == a["id"]));
 
+    // Nothing has run: the confirmation waits, and after 5 minutes the status says stalled.
+    let status = c.app.get("/api/v1/reminders/status", &c.reminders).await.json();
+    assert_eq!(
+        (status["ready"].as_i64(), status["stalled"].as_bool()),
+        (Some(1), Some(false)),
+        "{status}"
+    );
+    c.app.clock.advance(Duration::minutes(6));
+    let status = c.app.get("/api/v1/reminders/status", &c.reminders).await.json();
+    assert_eq!(status["stalled"], true, "{status}");
     let (d, sent) = c.memory_dispatcher();
     let first = c.run(&d).await;
     assert_eq!(first.sent, 1, "{first:?}");
+    let status = c.app.get("/api/v1/reminders/status", &c.reminders).await.json();
+    assert_eq!(
+        (status["ready"].as_i64(), status["stalled"].as_bool()),
+        (Some(0), Some(false)),
+        "{status}"
+    );
     assert_eq!(first.planned.enqueued, 0, "the booking planned everything already");
     let second = c.run(&d).await;
     assert_eq!(second, Report::default(), "planning and dispatching again does nothing");
@@ -571,8 +587,15 @@ async fn after_a_crash_the_lease_expires_and_the_email_is_sent_again() {
     }
     let (d, sent) = c.memory_dispatcher();
     c.app.clock.advance(Duration::minutes(4));
+    let status = c.app.get("/api/v1/reminders/status", &c.reminders).await.json();
+    assert_eq!(
+        (status["sending"].as_i64(), status["expired_leases"].as_i64()),
+        (Some(1), Some(0))
+    );
     assert_eq!(c.run(&d).await.sent, 0, "the lease still holds");
     c.app.clock.advance(Duration::minutes(2));
+    let status = c.app.get("/api/v1/reminders/status", &c.reminders).await.json();
+    assert_eq!(status["expired_leases"], 1, "{status}");
     assert_eq!(c.run(&d).await.sent, 1, "the expired lease returns the row");
     let rows = c.rows(&c.patient).await;
     let row = of_kind(&rows, "appointment_confirmation", "sent");
@@ -946,5 +969,61 @@ async fn the_scheduler_ticks_the_dispatcher_on_its_own() {
     assert!(
         status.last_run_at.is_some() && status.last_error.is_none(),
         "{status:?}"
+    );
+}
+
+#[actix_web::test]
+async fn a_new_forecast_replans_the_refill_reminders() {
+    let c = clinic().await;
+    let (pump, due) = pump_due(&c).await;
+    let (d, _sent) = c.memory_dispatcher();
+    // An hour before the 21-day reminder: it is planned, not yet sent.
+    c.app
+        .clock
+        .set(ten_am_chicago(due - Duration::days(21)) - Duration::hours(1));
+    let first = c.run(&d).await;
+    assert_eq!((first.planned.enqueued, first.sent), (1, 0), "{first:?}");
+    // The dose goes up: the pump will run dry sooner.
+    let res = c
+        .app
+        .post(
+            &format!("/api/v1/pumps/{pump}/programs"),
+            &c.staff,
+            json!({"effective_at": c.app.state.now().to_rfc3339(), "kind": "continuous", "daily_dose": "3"}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    let forecast = c
+        .app
+        .get(&format!("/api/v1/pumps/{pump}/forecast"), &c.staff)
+        .await
+        .json();
+    let new_due: NaiveDate = forecast["due_date"].as_str().expect("due").parse().expect("date");
+    assert!(new_due < due, "{new_due} vs {due}");
+    let second = c.run(&d).await;
+    assert_eq!(
+        second.planned.voided, 1,
+        "the reminder for the old date is void: {second:?}"
+    );
+    let rows: Vec<Value> = c
+        .rows(&c.patient)
+        .await
+        .into_iter()
+        .filter(|r| r["kind"] == "refill_reminder")
+        .collect();
+    let old = rows.iter().find(|r| r["state"] == "void").expect("old row");
+    assert_eq!(old["last_error"], "a refill was booked or the due date changed");
+    // The new date's reminders follow it: the latest one already due is sent now.
+    let live: Vec<&Value> = rows.iter().filter(|r| r["state"] != "void").collect();
+    assert!(!live.is_empty(), "{rows:?}");
+    let new_start = chrono_tz::America::Chicago
+        .from_local_datetime(&new_due.and_hms_opt(0, 0, 0).expect("midnight"))
+        .single()
+        .expect("instant")
+        .to_utc();
+    assert!(
+        live.iter()
+            .all(|r| r["refers_to"] == new_start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        "{live:?}"
     );
 }

@@ -201,3 +201,26 @@ pub fn refill_slots(
     slots.truncate(50);
     Ok((due, slots))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn a_day_ends_when_the_next_begins_even_when_dst_skips_midnight() {
+        // São Paulo sprang forward at midnight on 4 November 2018: 00:00 became 01:00 (-02:00).
+        let zone = ClinicZone::parse("America/Sao_Paulo").expect("zone");
+        let d = NaiveDate::from_ymd_opt(2018, 11, 3).expect("date");
+        assert_eq!(
+            end_of_day(zone, d),
+            Utc.with_ymd_and_hms(2018, 11, 4, 3, 0, 0).single().expect("instant")
+        );
+        // An ordinary day: the next local midnight (-03:00).
+        let d = NaiveDate::from_ymd_opt(2018, 11, 2).expect("date");
+        assert_eq!(
+            end_of_day(zone, d),
+            Utc.with_ymd_and_hms(2018, 11, 3, 3, 0, 0).single().expect("instant")
+        );
+    }
+}

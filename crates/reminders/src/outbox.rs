@@ -276,3 +276,44 @@ pub fn void_pending(
     .set((outbox::state.eq("void"), outbox::updated_at.eq(time::to_db(now))))
     .execute(conn)?)
 }
+
+/// The outbox's health, from the database (so it covers every instance).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    /// Pending rows due now or earlier and not waiting for a retry.
+    pub ready: i64,
+    pub oldest_ready_due_at: Option<DateTime<Utc>>,
+    pub sending: i64,
+    /// Rows claimed by a dispatcher whose lease ran out (it stopped or crashed).
+    pub expired_leases: i64,
+    pub failed: i64,
+}
+
+pub fn health(conn: &mut DbConnection, now: DateTime<Utc>) -> Result<Health, StoreError> {
+    use diesel::dsl::{count_star, min};
+    let now_db = time::to_db(now);
+    let (ready, oldest): (i64, Option<NaiveDateTime>) = outbox::table
+        .filter(outbox::state.eq("pending"))
+        .filter(outbox::due_at.le(now_db))
+        .filter(outbox::next_attempt_at.le(now_db))
+        .select((count_star(), min(outbox::due_at)))
+        .first(conn)?;
+    let count = |conn: &mut DbConnection, state: &str| -> Result<i64, StoreError> {
+        Ok(outbox::table
+            .filter(outbox::state.eq(state.to_owned()))
+            .select(count_star())
+            .first(conn)?)
+    };
+    let expired_leases = outbox::table
+        .filter(outbox::state.eq("sending"))
+        .filter(outbox::lease_until.lt(now_db))
+        .select(count_star())
+        .first(conn)?;
+    Ok(Health {
+        ready,
+        oldest_ready_due_at: oldest.map(time::from_db),
+        sending: count(conn, "sending")?,
+        expired_leases,
+        failed: count(conn, "failed")?,
+    })
+}

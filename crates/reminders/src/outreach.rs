@@ -286,3 +286,13 @@ pub fn mark_done(
         get(conn, id)
     })
 }
+
+/// Open entries and the most urgent one's instant.
+pub fn open_summary(conn: &mut DbConnection) -> Result<(i64, Option<DateTime<Utc>>), StoreError> {
+    use diesel::dsl::{count_star, min};
+    let (n, oldest): (i64, Option<NaiveDateTime>) = outreach::table
+        .filter(outreach::done_at.is_null())
+        .select((count_star(), min(outreach::refers_to)))
+        .first(conn)?;
+    Ok((n, oldest.map(time::from_db)))
+}

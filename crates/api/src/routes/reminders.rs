@@ -25,7 +25,8 @@ use crate::state::AppState;
 
 pub fn configure(cfg: &mut ServiceConfig) {
     // The fixed paths first, so `settings` and `preview` are never read as ids.
-    cfg.service(get_reminder_settings)
+    cfg.service(get_reminder_status)
+        .service(get_reminder_settings)
         .service(update_reminder_settings)
         .service(preview_email)
         .service(list_reminders)
@@ -334,6 +335,58 @@ pub async fn void_reminder(
     id: web::Path<String>,
 ) -> Result<web::Json<ReminderResponse>, ApiError> {
     change_row(&state, auth.actor, id.into_inner(), "reminder.void").await
+}
+
+// ---- status -----------------------------------------------------------------------------
+
+/// How the email side is doing, read from the database (every instance's work shows).
+#[derive(Serialize, ToSchema)]
+pub struct ReminderStatusResponse {
+    /// Emails due now or earlier, not waiting for a retry.
+    pub ready: i64,
+    pub oldest_ready_due_at: Option<DateTime<Utc>>,
+    /// True when an email has been ready for more than 5 minutes: no dispatcher is running
+    /// (every `clinic serve` ticks each minute unless `--no-scheduler`), or it cannot keep up.
+    pub stalled: bool,
+    /// Claimed by a dispatcher right now.
+    pub sending: i64,
+    /// Claimed by a dispatcher that stopped before finishing; they are sent again by the next run.
+    pub expired_leases: i64,
+    /// Emails given up on (each has an outreach entry).
+    pub failed: i64,
+    /// Outreach entries not yet done, and the most urgent one's instant.
+    pub open_outreach: i64,
+    pub oldest_open_outreach_refers_to: Option<DateTime<Utc>>,
+}
+
+/// Health of the reminder pipeline for monitoring: alert on `stalled`, on `failed` growing and
+/// on the outreach backlog. No patient data.
+#[utoipa::path(
+    tag = "reminders",
+    security(("bearer" = ["reminders:admin"])),
+    responses((status = 200, body = ReminderStatusResponse))
+)]
+#[get("/reminders/status")]
+pub async fn get_reminder_status(
+    state: web::Data<AppState>,
+    _auth: Authorized<scopes::RemindersAdmin>,
+) -> Result<web::Json<ReminderStatusResponse>, ApiError> {
+    let now = state.now();
+    let (health, (open, oldest_open)) = state
+        .db(move |conn| Ok::<_, clinic_store::StoreError>((outbox::health(conn, now)?, outreach::open_summary(conn)?)))
+        .await?;
+    Ok(web::Json(ReminderStatusResponse {
+        ready: health.ready,
+        stalled: health
+            .oldest_ready_due_at
+            .is_some_and(|t| now - t > chrono::Duration::minutes(5)),
+        oldest_ready_due_at: health.oldest_ready_due_at,
+        sending: health.sending,
+        expired_leases: health.expired_leases,
+        failed: health.failed,
+        open_outreach: open,
+        oldest_open_outreach_refers_to: oldest_open,
+    }))
 }
 
 // ---- settings ---------------------------------------------------------------------------
