@@ -1,6 +1,7 @@
 //! Cursor pagination: `limit` (1–100, default 50) and an opaque `cursor` from the previous
 //! page's `next_cursor`.
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -33,4 +34,20 @@ pub struct Page<T: ToSchema> {
 /// An invalid cursor is the caller's error, not an empty page.
 pub fn bad_cursor() -> ApiError {
     ApiError::field("cursor", "invalid_cursor", "cursor is not one returned by this list")
+}
+
+/// A keyset cursor for lists ordered by an instant, then an id: `{micros}_{id}`.
+pub fn instant_cursor(at: DateTime<Utc>, id: &impl std::fmt::Display) -> String {
+    format!("{}_{id}", at.timestamp_micros())
+}
+
+/// Reads an [`instant_cursor`]; anything else is a 422 naming `cursor`.
+pub fn decode_instant_cursor<T: std::str::FromStr>(c: &str) -> Result<(DateTime<Utc>, T), ApiError> {
+    let (micros, id) = c.split_once('_').ok_or_else(bad_cursor)?;
+    let at = micros
+        .parse::<i64>()
+        .ok()
+        .and_then(DateTime::from_timestamp_micros)
+        .ok_or_else(bad_cursor)?;
+    Ok((at, id.parse().map_err(|_| bad_cursor())?))
 }

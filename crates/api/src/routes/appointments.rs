@@ -353,20 +353,6 @@ pub struct ListAppointmentsQuery {
     pub cursor: Option<String>,
 }
 
-fn encode_cursor(a: &Appointment) -> String {
-    format!("{}_{}", a.start.timestamp_micros(), a.id)
-}
-
-fn decode_cursor(c: &str) -> Result<(DateTime<Utc>, AppointmentId), ApiError> {
-    let (micros, id) = c.split_once('_').ok_or_else(pagination::bad_cursor)?;
-    let at = micros
-        .parse::<i64>()
-        .ok()
-        .and_then(DateTime::from_timestamp_micros)
-        .ok_or_else(pagination::bad_cursor)?;
-    Ok((at, id.parse().map_err(|_| pagination::bad_cursor())?))
-}
-
 /// List appointments by start time with filters; every listed patient's access is audited.
 #[utoipa::path(
     tag = "scheduling",
@@ -392,7 +378,7 @@ pub async fn list_appointments(
         .as_deref()
         .and_then(|p| e.check("patient_id", p.parse::<PatientId>()));
     e.finish()?;
-    let after = q.cursor.as_deref().map(decode_cursor).transpose()?;
+    let after = q.cursor.as_deref().map(pagination::decode_instant_cursor).transpose()?;
     let filter = AppointmentFilter {
         provider,
         patient,
@@ -405,7 +391,11 @@ pub async fn list_appointments(
     let (list, more) = state
         .db(move |conn| repo::list(conn, &audit, &auth.actor, &filter, limit, now))
         .await?;
-    let next_cursor = if more { list.last().map(encode_cursor) } else { None };
+    let next_cursor = if more {
+        list.last().map(|a| pagination::instant_cursor(a.start, &a.id))
+    } else {
+        None
+    };
     Ok(web::Json(Page {
         items: list.into_iter().map(AppointmentResponse::from).collect(),
         next_cursor,

@@ -37,6 +37,12 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(mark_outreach_done);
 }
 
+/// An optional patient id from a query or body, its error recorded against `field`.
+fn optional_patient(e: &mut ValidationErrors, field: &str, raw: Option<&str>) -> Option<PatientId> {
+    let parsed = raw.map(|p| p.parse::<PatientId>().map_err(|f| f.at(field))).transpose();
+    e.check(field, parsed).flatten()
+}
+
 fn events(
     actor: &Actor,
     action: &'static str,
@@ -132,20 +138,6 @@ pub struct ListRemindersQuery {
     pub cursor: Option<String>,
 }
 
-fn encode_cursor(r: &OutboxRow) -> String {
-    format!("{}_{}", time::from_db(r.due_at).timestamp_micros(), r.id)
-}
-
-fn decode_cursor(c: &str) -> Result<(DateTime<Utc>, String), ApiError> {
-    let (micros, id) = c.split_once('_').ok_or_else(pagination::bad_cursor)?;
-    let at = micros
-        .parse::<i64>()
-        .ok()
-        .and_then(DateTime::from_timestamp_micros)
-        .ok_or_else(pagination::bad_cursor)?;
-    Ok((at, id.to_owned()))
-}
-
 /// List outbox rows by due time, with filters. Each listed patient's access is audited.
 #[utoipa::path(
     tag = "reminders",
@@ -176,12 +168,7 @@ pub async fn list_reminders(
             format!("'{k}' is not an email kind"),
         ));
     }
-    let patient_id = q
-        .patient_id
-        .as_deref()
-        .map(|p| p.parse::<PatientId>().map_err(|f| f.at("patient_id")))
-        .transpose();
-    let patient_id = e.check("patient_id", patient_id).flatten();
+    let patient_id = optional_patient(&mut e, "patient_id", q.patient_id.as_deref());
     e.finish()?;
     let filter = outbox::Filter {
         state: q.state,
@@ -189,7 +176,7 @@ pub async fn list_reminders(
         patient_id: patient_id.map(|p| p.to_string()),
         due_from: q.due_from,
         due_to: q.due_to,
-        after: q.cursor.as_deref().map(decode_cursor).transpose()?,
+        after: q.cursor.as_deref().map(pagination::decode_instant_cursor).transpose()?,
     };
     let (audit, now, actor) = (state.audit.clone(), state.now(), auth.actor);
     let rows = state
@@ -205,7 +192,8 @@ pub async fn list_reminders(
     let mut rows = rows;
     let next_cursor = (rows.len() as i64 > limit).then(|| {
         rows.truncate(limit as usize);
-        rows.last().map(encode_cursor)
+        rows.last()
+            .map(|r| pagination::instant_cursor(time::from_db(r.due_at), &r.id))
     });
     Ok(web::Json(Page {
         items: rows.into_iter().map(Into::into).collect(),
@@ -537,12 +525,7 @@ pub async fn preview_email(
             format!("'{}' is not an email kind", b.kind),
         ));
     }
-    let patient_id = b
-        .patient_id
-        .as_deref()
-        .map(|p| p.parse::<PatientId>().map_err(|f| f.at("patient_id")))
-        .transpose();
-    let patient_id = e.check("patient_id", patient_id).flatten();
+    let patient_id = optional_patient(&mut e, "patient_id", b.patient_id.as_deref());
     e.finish()?;
     let Some(kind) = kind else {
         return Err(ApiError::Internal("kind checked above".into()));
@@ -669,17 +652,9 @@ pub async fn list_outreach(
             parsed
         }
     };
-    let patient_id = q
-        .patient_id
-        .as_deref()
-        .map(|p| p.parse::<PatientId>().map_err(|f| f.at("patient_id")))
-        .transpose();
-    let patient_id = e.check("patient_id", patient_id).flatten();
+    let patient_id = optional_patient(&mut e, "patient_id", q.patient_id.as_deref());
     e.finish()?;
-    let after = match q.cursor.as_deref() {
-        None => None,
-        Some(c) => Some(decode_cursor(c)?),
-    };
+    let after = q.cursor.as_deref().map(pagination::decode_instant_cursor).transpose()?;
     let filter = outreach::Filter {
         include_done: q.include_done.unwrap_or(false),
         reason,
@@ -699,9 +674,7 @@ pub async fn list_outreach(
         .await?;
     let next_cursor = if entries.len() as i64 > limit {
         entries.truncate(limit as usize);
-        entries
-            .last()
-            .map(|e| format!("{}_{}", e.refers_to.timestamp_micros(), e.id))
+        entries.last().map(|e| pagination::instant_cursor(e.refers_to, &e.id))
     } else {
         None
     };
