@@ -1027,3 +1027,35 @@ async fn a_new_forecast_replans_the_refill_reminders() {
         "{live:?}"
     );
 }
+
+#[actix_web::test]
+async fn emails_wait_while_smtp_is_down_and_all_go_out_when_it_returns() {
+    let c = clinic().await;
+    for day in [6, 7, 8] {
+        c.book("consultation", &format!("2027-01-{day:02}T10:00:00-06:00"))
+            .await;
+    }
+    // A port with nothing listening: the relay is down.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let d = c.dispatcher(Mailer::smtp(&format!("smtp://127.0.0.1:{port}?tls=none")).expect("mailer"));
+    let down = c.run(&d).await;
+    assert_eq!((down.sent, down.retrying, down.failed), (0, 3, 0), "{down:?}");
+    c.app.clock.advance(Duration::minutes(1));
+    assert_eq!(c.run(&d).await.retrying, 3, "still down: they wait, nothing is lost");
+    // The relay comes back on the same address.
+    let sink = SmtpSink::bind(&format!("127.0.0.1:{port}")).expect("smtp back");
+    c.app.clock.advance(Duration::minutes(2));
+    let up = c.run(&d).await;
+    assert_eq!(up.sent, 3, "{up:?}");
+    assert_eq!(sink.messages().len(), 3);
+    let status = c.app.get("/api/v1/reminders/status", &c.reminders).await.json();
+    assert_eq!(
+        (status["ready"].as_i64(), status["failed"].as_i64()),
+        (Some(0), Some(0)),
+        "{status}"
+    );
+}
