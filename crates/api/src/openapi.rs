@@ -152,5 +152,55 @@ pub fn finish(mut api: OpenApi) -> OpenApi {
                 .build(),
         ),
     );
-    api
+    tidy_for_generators(api)
+}
+
+/// What utoipa leaves out and client generators need (checked by generating a Python client
+/// in CI): every response has a description (OpenAPI requires one; utoipa drops an empty one),
+/// and a page's items point at the item schema instead of copying it, so a generated client
+/// has one `ReminderResponse` type, not one per list.
+fn tidy_for_generators(api: OpenApi) -> OpenApi {
+    let Ok(mut doc) = serde_json::to_value(&api) else {
+        return api;
+    };
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for op in paths
+            .values_mut()
+            .filter_map(|item| item.as_object_mut())
+            .flat_map(|i| i.values_mut())
+        {
+            let Some(responses) = op["responses"].as_object_mut() else {
+                continue;
+            };
+            for (status, response) in responses.iter_mut() {
+                if response.get("$ref").is_none() && response.get("description").is_none_or(|d| d == "") {
+                    response["description"] = serde_json::Value::from(match status.as_str() {
+                        "200" => "OK",
+                        "201" => "Created",
+                        "204" => "No content",
+                        "404" => "No such resource",
+                        _ => "Response",
+                    });
+                }
+            }
+        }
+    }
+    if let Some(schemas) = doc["components"]["schemas"].as_object_mut() {
+        let names: Vec<String> = schemas.keys().cloned().collect();
+        for name in &names {
+            let Some(item) = name.strip_prefix("Page_") else {
+                continue;
+            };
+            if !names.iter().any(|n| n == item) {
+                continue;
+            }
+            if let Some(items) = schemas[name]["properties"]["items"].as_object_mut() {
+                items.insert(
+                    "items".into(),
+                    serde_json::json!({"$ref": format!("#/components/schemas/{item}")}),
+                );
+            }
+        }
+    }
+    serde_json::from_value(doc).unwrap_or(api)
 }

@@ -161,3 +161,28 @@ async fn every_operation_is_documented_with_security_and_an_operation_id() {
         }
     }
 }
+
+#[actix_web::test]
+async fn the_document_suits_client_generators() {
+    let doc = serde_json::to_value(clinic_api::openapi_document()).expect("json");
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("item") {
+            for (status, response) in op["responses"].as_object().expect("responses") {
+                let described =
+                    response.get("$ref").is_some() || response["description"].as_str().is_some_and(|d| !d.is_empty());
+                assert!(described, "{method} {path} {status}: OpenAPI requires a description");
+            }
+        }
+    }
+    let schemas = doc["components"]["schemas"].as_object().expect("schemas");
+    let pages: Vec<&String> = schemas.keys().filter(|k| k.starts_with("Page_")).collect();
+    assert!(!pages.is_empty());
+    for name in pages {
+        let item = name.trim_start_matches("Page_");
+        assert_eq!(
+            schemas[name]["properties"]["items"]["items"]["$ref"],
+            format!("#/components/schemas/{item}"),
+            "{name} should point at {item}, not copy it"
+        );
+    }
+}
