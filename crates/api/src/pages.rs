@@ -178,11 +178,12 @@ async fn form_page(
         preferred_times => form.preferred_times.clone(),
         consent => form.consent_to_contact.is_some(),
     };
-    render(
+    // The form echoes what someone typed (name, email, phone): never in a shared cache.
+    let html = render_html(
         "request.html",
-        status,
         context! { clinic => clinic_context(state), types, form => form_ctx, errors },
-    )
+    )?;
+    Ok(private_page(status, html))
 }
 
 /// The appointment request form for patients (no JavaScript; posts to itself).
@@ -226,11 +227,13 @@ pub async fn submit_request_form(
         consent_to_contact: form.consent_to_contact.is_some(),
     };
     match crate::routes::requests::submit(&state, &req, request).await {
-        Ok(reference) => render(
-            "request_done.html",
+        Ok(reference) => Ok(private_page(
             StatusCode::OK,
-            context! { clinic => clinic_context(&state), reference },
-        ),
+            render_html(
+                "request_done.html",
+                context! { clinic => clinic_context(&state), reference },
+            )?,
+        )),
         Err(ApiError::Validation(v)) => {
             let errors = v
                 .errors()
@@ -257,7 +260,7 @@ pub struct StopQuery {
     pub t: Option<String>,
 }
 
-/// The pages of the "stop emailing me" link are about one person: never cached.
+/// Pages about one person (the stop link, the request form with what was typed): never cached.
 fn private_page(status: StatusCode, html: Bytes) -> HttpResponse {
     let mut res = html_response(status, html);
     res.headers_mut().insert(
@@ -315,10 +318,16 @@ pub async fn email_stop(
     req: actix_web::HttpRequest,
     q: web::Query<StopQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    if !state.public_limiter.allow(req.peer_addr().map(|a| a.ip())) {
-        return stop_page(&state, StatusCode::TOO_MANY_REQUESTS, "busy", "");
-    }
     let token = q.into_inner().t.unwrap_or_default();
+    // Only links that fail their signature count against the per-address limit: mail
+    // providers send many genuine one-click requests from few addresses, and a patient's
+    // "stop" must never be refused for someone else's traffic.
+    if state.composer.links.verify(&token, state.now()).is_err() {
+        if !state.public_limiter.allow(req.peer_addr().map(|a| a.ip())) {
+            return stop_page(&state, StatusCode::TOO_MANY_REQUESTS, "busy", "");
+        }
+        return stop_page(&state, StatusCode::BAD_REQUEST, "invalid", "");
+    }
     let (composer, now) = (state.composer.clone(), state.now());
     let outcome = state
         .db(move |conn| clinic_reminders::links::stop_emails(conn, &composer.links, &token, now))

@@ -757,6 +757,20 @@ async fn end_to_end_through_a_real_smtp_server_and_the_stop_link() {
     assert!(c.outreach().await.iter().any(|e| e["reason"] == "email_stopped"));
     let bad = c.app.send(TestRequest::post().uri("/email/stop?t=forged.token")).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    // Forged links run into the per-address limit; genuine ones never do.
+    let mut limited = false;
+    for _ in 0..20 {
+        let res = c.app.send(TestRequest::post().uri("/email/stop?t=forged.token")).await;
+        limited |= res.status == StatusCode::TOO_MANY_REQUESTS;
+    }
+    assert!(limited, "forged links are rate limited");
+    let again = c.app.send(TestRequest::post().uri(path)).await;
+    assert_eq!(
+        again.status,
+        StatusCode::OK,
+        "a genuine link still works: {}",
+        again.text()
+    );
 
     // The 72-hour reminder is now a phone call, not an email.
     c.app.clock.set(utc(2027, 1, 3, 16, 0));

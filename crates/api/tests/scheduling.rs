@@ -897,6 +897,12 @@ async fn the_html_request_form_submits_and_explains_mistakes() {
     )
     .await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        bad.header("cache-control").as_deref(),
+        Some("no-store"),
+        "a page echoing what someone typed is never cached"
+    );
+    assert_eq!(ok.header("cache-control").as_deref(), Some("no-store"));
     let text = bad.text();
     assert!(text.contains("Please check the form") && text.contains("not a valid email address"));
     assert!(

@@ -160,8 +160,8 @@ impl Mailer {
 
     pub fn describe(&self) -> String {
         match self {
-            Mailer::Smtp(_) => "SMTP (STARTTLS unless tls=none)".into(),
-            Mailer::Smtps(_) => "SMTP over TLS".into(),
+            Mailer::Smtp(client) => client.describe(),
+            Mailer::Smtps(_) => "SMTP over TLS (smtps://)".into(),
             Mailer::Files(_, dir) => format!(".eml files in {}", dir.display()),
             Mailer::Memory(_) => "memory".into(),
         }

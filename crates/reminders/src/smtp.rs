@@ -71,6 +71,9 @@ impl SmtpSettings {
         } else {
             Some((decode(parsed.username())?, decode(parsed.password().unwrap_or(""))?))
         };
+        if credentials.is_some() && tls != StartTls::Required {
+            return Err("a password is only sent over TLS: use tls=required (the default) or smtps://".into());
+        }
         Ok(Self {
             host: host.trim_matches(['[', ']']).to_owned(),
             port: parsed.port().unwrap_or(587),
@@ -97,6 +100,16 @@ impl SmtpClient {
             hello: ClientId::default(),
             idle: tokio::sync::Mutex::new(Vec::new()),
             max_idle,
+        }
+    }
+
+    /// How this client uses TLS, for the startup log.
+    pub fn describe(&self) -> String {
+        let s = &self.settings;
+        match s.tls {
+            StartTls::Required => format!("SMTP to {}:{} (STARTTLS required)", s.host, s.port),
+            StartTls::Opportunistic => format!("SMTP to {}:{} (STARTTLS when offered)", s.host, s.port),
+            StartTls::None => format!("SMTP to {}:{} (plain, no TLS)", s.host, s.port),
         }
     }
 
@@ -177,15 +190,18 @@ mod tests {
 
     #[test]
     fn urls_name_host_port_tls_and_credentials() {
-        let s = SmtpSettings::parse("smtp://user%40x:p%3Ass@relay.example:2525?tls=opportunistic").expect("ok");
+        let s = SmtpSettings::parse("smtp://user%40x:p%3Ass@relay.example:2525").expect("ok");
         assert_eq!(s.host, "relay.example");
         assert_eq!(s.port, 2525);
-        assert_eq!(s.tls, StartTls::Opportunistic);
+        assert_eq!(s.tls, StartTls::Required);
         assert_eq!(s.credentials, Some(("user@x".into(), "p:ss".into())));
         let d = SmtpSettings::parse("smtp://mailpit").expect("ok");
         assert_eq!((d.port, d.tls, d.credentials), (587, StartTls::Required, None));
         assert!(SmtpSettings::parse("smtp://x?tls=maybe").is_err());
         assert!(SmtpSettings::parse("smtp://x?pool=3").is_err());
         assert!(SmtpSettings::parse("smtps://x").is_err());
+        // A password never travels in clear.
+        assert!(SmtpSettings::parse("smtp://u:p@relay.example?tls=none").is_err());
+        assert!(SmtpSettings::parse("smtp://u:p@relay.example?tls=opportunistic").is_err());
     }
 }

@@ -127,6 +127,13 @@ pub fn run(settings: Settings, scheduler: bool) -> Result<(), String> {
             );
         }
     }
+    let local = ["http://127.0.0.1", "http://localhost", "http://[::1]"];
+    if settings.public_url.starts_with("http://") && !local.iter().any(|l| settings.public_url.starts_with(l)) {
+        tracing::warn!(
+            public_url = %settings.public_url,
+            "CLINIC_PUBLIC_URL is plain http: the stop links in emails would travel unencrypted; use https://"
+        );
+    }
     if !settings.clinic_phone_configured {
         tracing::warn!("CLINIC_PHONE is not set: a placeholder number will be shown to patients");
     }

@@ -15,7 +15,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("DATABASE_URL", "database_url", "sqlite://$CLINIC_DATA_DIR/clinic.db"),
     ("CLINIC_BIND", "bind", "127.0.0.1:8080"),
     ("CLINIC_TIME_ZONE", "time_zone", "America/Chicago"),
-    ("CLINIC_NAME", "name", "Intrathecal Pump Clinic"),
+    ("CLINIC_NAME", "name", "Lakeside Pain Clinic"),
     ("CLINIC_PHONE", "phone", "+1 312 555 0100 (placeholder)"),
     ("CLINIC_PHONE_REGION", "phone_region", "US"),
     (
@@ -164,7 +164,7 @@ impl Settings {
         let clinic_name = match src.get("CLINIC_NAME") {
             Some((v, name)) if v.chars().count() > 120 => return Err(err(&name, "longer than 120 characters")),
             Some((v, _)) => v,
-            None => "Intrathecal Pump Clinic".to_owned(),
+            None => "Lakeside Pain Clinic".to_owned(),
         };
         let (clinic_phone, clinic_phone_configured) = match src.get("CLINIC_PHONE") {
             Some((v, name)) => (
@@ -231,6 +231,27 @@ impl Settings {
             }
             None => None,
         };
+        // What reaches every email must not say what the emails may not (intrathecal.md §5).
+        let shown: [(&str, String); 4] = [
+            ("CLINIC_NAME", clinic_name.clone()),
+            ("CLINIC_ADDRESS", clinic_address.clone().unwrap_or_default()),
+            ("CLINIC_MAIL_FROM", mail_from.to_string()),
+            (
+                "CLINIC_MAIL_REPLY_TO",
+                mail_reply_to.as_ref().map(ToString::to_string).unwrap_or_default(),
+            ),
+        ];
+        for (variable, value) in shown {
+            if let Some(word) = clinic_reminders::templates::clinical_words(&value).first() {
+                let name = src.get(variable).map_or_else(|| variable.to_owned(), |(_, n)| n);
+                return Err(err(
+                    &name,
+                    format!(
+                        "'{value}' says '{word}'; emails to patients must not name drugs, devices, doses or conditions"
+                    ),
+                ));
+            }
+        }
         let db_pool_size = parse_number(&src, "CLINIC_DB_POOL_SIZE", 10u32, 1..=256)?;
         let max_body_bytes = parse_number(&src, "CLINIC_MAX_BODY_BYTES", 65_536usize, 1024..=16 * 1024 * 1024)?;
         let log_format = match src.get("CLINIC_LOG_FORMAT") {
@@ -348,6 +369,13 @@ mod tests {
             ("CLINIC_LOG_FORMAT", "xml"),
             ("CLINIC_PHONE_REGION", "ZZ"),
             ("CLINIC_SEED_ON_FIRST_START", "yes"),
+            ("CLINIC_MAIL_FROM", "not an address"),
+            ("CLINIC_PUBLIC_URL", "clinic.example"),
+            // Shown in every email, so no device, drug or condition words.
+            ("CLINIC_NAME", "Northside Pump Clinic"),
+            ("CLINIC_ADDRESS", "Baclofen Wing, 1 Main St"),
+            ("CLINIC_MAIL_FROM", "\"Intrathecal Team\" <team@clinic.example>"),
+            ("CLINIC_MAIL_REPLY_TO", "refills@clinic.example"),
         ] {
             let e = Settings::load(&env(&[(var, value)]), None).expect_err(var);
             assert_eq!(e.variable, var, "{e}");
