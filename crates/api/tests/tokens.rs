@@ -38,6 +38,21 @@ async fn admin_creates_lists_and_revokes_tokens() {
     assert!(revoked.json()["revoked_at"].is_string());
     app.get("/api/v1/patients", &secret).await.problem(401, "unauthorized");
 
+    // Both are in the audit log, against the token.
+    let audit = app
+        .get(&format!("/api/v1/audit-events?subject_id={id}"), &app.admin)
+        .await
+        .json();
+    let mut actions: Vec<&str> = audit["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|e| e["subject_type"] == "token")
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    actions.sort_unstable();
+    assert_eq!(actions, ["token.create", "token.revoke"]);
+
     app.delete("/api/v1/tokens/0193a0c4-3f3e-7b61-9a51-3c1c2b0d9e10", &app.admin)
         .await
         .problem(404, "not_found");

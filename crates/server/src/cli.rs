@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use clinic_auth::NewToken;
 use clinic_domain::ids::TokenId;
+use clinic_patients::audit::Actor;
 use clinic_store::{migrations, DbConnection};
 
 use crate::settings::Settings;
@@ -195,7 +196,8 @@ fn token(settings: &Settings, cmd: TokenCommand) -> Result<(), String> {
                     .collect::<Vec<_>>()
                     .join("; ")
             })?;
-            let issued = clinic_auth::create(&mut conn, new, now).map_err(|e| e.to_string())?;
+            let issued = clinic_api::routes::tokens::create_audited(&mut conn, &Actor::system(), new, now)
+                .map_err(|e| e.to_string())?;
             // Only the secret on stdout, so `TOKEN=$(clinic token create …)` works.
             println!("{}", issued.secret);
             eprintln!(
@@ -230,7 +232,8 @@ fn token(settings: &Settings, cmd: TokenCommand) -> Result<(), String> {
         }
         TokenCommand::Revoke { id } => {
             let id: TokenId = id.parse().map_err(|_| format!("'{id}' is not a token id"))?;
-            let t = clinic_auth::revoke(&mut conn, id, now).map_err(|e| e.to_string())?;
+            let t = clinic_api::routes::tokens::revoke_audited(&mut conn, &Actor::system(), id, now)
+                .map_err(|e| e.to_string())?;
             println!("revoked {}", t.id);
         }
     }

@@ -97,17 +97,46 @@ pub async fn list_tokens(
 #[post("/tokens")]
 pub async fn create_token(
     state: web::Data<AppState>,
-    _auth: Authorized<scopes::Admin>,
+    auth: Authorized<scopes::Admin>,
     body: JsonBody<CreateTokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let now = state.now();
     let body = body.into_inner()?;
     let new = NewToken::parse(&body.name, &body.scopes, body.expires_at, now)?;
-    let issued = state.db(move |conn| clinic_auth::create(conn, new, now)).await?;
+    let actor = auth.actor;
+    let issued = state.db(move |conn| create_audited(conn, &actor, new, now)).await?;
     Ok(HttpResponse::Created().json(CreatedTokenResponse {
         token: issued.token.into(),
         secret: issued.secret,
     }))
+}
+
+/// Creates a token and records `token.create` in the same transaction (API and CLI).
+pub fn create_audited(
+    conn: &mut clinic_store::DbConnection,
+    actor: &clinic_patients::audit::Actor,
+    new: NewToken,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<clinic_auth::IssuedToken, clinic_auth::AuthError> {
+    clinic_store::dialect::write_transaction(conn, |conn| {
+        let issued = clinic_auth::create(conn, new, now)?;
+        clinic_patients::audit::record(conn, actor, "token.create", "token", &issued.token.id.to_string(), now)?;
+        Ok(issued)
+    })
+}
+
+/// Revokes a token and records `token.revoke` in the same transaction (API and CLI).
+pub fn revoke_audited(
+    conn: &mut clinic_store::DbConnection,
+    actor: &clinic_patients::audit::Actor,
+    id: TokenId,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<clinic_auth::ApiToken, clinic_auth::AuthError> {
+    clinic_store::dialect::write_transaction(conn, |conn| {
+        let token = clinic_auth::revoke(conn, id, now)?;
+        clinic_patients::audit::record(conn, actor, "token.revoke", "token", &token.id.to_string(), now)?;
+        Ok(token)
+    })
 }
 
 /// Revoke an API token. It stays listed, with `revoked_at` set, and stops working at once.
@@ -120,12 +149,12 @@ pub async fn create_token(
 #[delete("/tokens/{id}")]
 pub async fn revoke_token(
     state: web::Data<AppState>,
-    _auth: Authorized<scopes::Admin>,
+    auth: Authorized<scopes::Admin>,
     id: web::Path<String>,
 ) -> Result<web::Json<TokenResponse>, ApiError> {
     let id: TokenId = super::path_id(&id, "token")?;
-    let now = state.now();
-    let token = state.db(move |conn| clinic_auth::revoke(conn, id, now)).await?;
+    let (now, actor) = (state.now(), auth.actor);
+    let token = state.db(move |conn| revoke_audited(conn, &actor, id, now)).await?;
     state.tokens.clear();
     Ok(web::Json(token.into()))
 }
