@@ -184,6 +184,21 @@ pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
 }
 
 /// Path segments that do not parse mean there is no such resource.
+/// A raw body (the HTML request form) under the same limit as JSON bodies, refused with a
+/// problem body like them.
+pub async fn read_body(req: &HttpRequest, payload: web::Payload) -> Result<web::Bytes, ApiError> {
+    let limit = req.app_data::<BodyLimit>().map(|l| l.0).unwrap_or(64 * 1024);
+    match payload.to_bytes_limited(limit).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(e)) => Err(ApiError::BadRequest {
+            code: "bad_body",
+            detail: format!("the request body could not be read: {e}"),
+            field: None,
+        }),
+        Err(_) => Err(ApiError::PayloadTooLarge(limit)),
+    }
+}
+
 pub fn path_config() -> web::PathConfig {
     web::PathConfig::default().error_handler(|_err, _req| ApiError::NotFound("resource").into())
 }

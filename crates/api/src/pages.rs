@@ -214,8 +214,9 @@ pub async fn request_form_page(state: web::Data<AppState>) -> Result<HttpRespons
 pub async fn submit_request_form(
     state: web::Data<AppState>,
     req: actix_web::HttpRequest,
-    body: Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let body = crate::extract::read_body(&req, payload).await?;
     let form: RequestForm = serde_urlencoded::from_bytes(&body).unwrap_or_default();
     let request = crate::routes::requests::AppointmentRequestBody {
         given_name: form.given_name.clone(),

@@ -186,3 +186,18 @@ async fn the_document_suits_client_generators() {
         );
     }
 }
+
+#[actix_web::test]
+async fn raw_bodies_get_the_configured_limit_too() {
+    let app = TestApp::new().await;
+    let big = format!("given_name={}", "a".repeat(70 * 1024));
+    let res = app
+        .send(
+            actix_web::test::TestRequest::post()
+                .uri("/appointments/request")
+                .insert_header(("content-type", "application/x-www-form-urlencoded"))
+                .set_payload(big),
+        )
+        .await;
+    res.problem(413, "payload_too_large");
+}
