@@ -201,3 +201,39 @@ async fn raw_bodies_get_the_configured_limit_too() {
         .await;
     res.problem(413, "payload_too_large");
 }
+
+#[actix_web::test]
+async fn no_cross_origin_access_and_the_security_headers_are_set() {
+    let app = TestApp::new().await;
+    let res = app
+        .send(
+            actix_web::test::TestRequest::get()
+                .uri("/api/v1/patients")
+                .insert_header(("Origin", "https://evil.example"))
+                .insert_header(("Authorization", format!("Bearer {}", app.admin))),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK);
+    // No CORS: a browser page from another origin cannot read any answer.
+    assert!(res.header("access-control-allow-origin").is_none());
+    assert!(res.header("access-control-allow-credentials").is_none());
+    let preflight = app
+        .send(
+            actix_web::test::TestRequest::default()
+                .method(actix_web::http::Method::OPTIONS)
+                .uri("/api/v1/patients")
+                .insert_header(("Origin", "https://evil.example"))
+                .insert_header(("Access-Control-Request-Method", "POST")),
+        )
+        .await;
+    assert!(preflight.header("access-control-allow-origin").is_none());
+    assert!(!preflight.status.is_success(), "{}", preflight.status);
+    for (name, value) in [
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "no-referrer"),
+    ] {
+        assert_eq!(res.header(name).as_deref(), Some(value), "{name}");
+        assert_eq!(preflight.header(name).as_deref(), Some(value), "{name} on errors too");
+    }
+}
