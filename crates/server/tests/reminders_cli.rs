@@ -118,3 +118,44 @@ fn without_smtp_emails_are_eml_files_in_the_data_folder() {
     assert!(raw.contains("ivy@example.org"));
     assert!(server.terminate().success());
 }
+
+#[test]
+fn logs_carry_no_patient_names_addresses_or_phones() {
+    let db = TestDatabase::new();
+    let data = tempfile::tempdir().expect("data dir");
+    let logs_path = data.path().join("server.log");
+    let logs = std::fs::File::create(&logs_path).expect("log file");
+    let sink = SmtpSink::start().expect("smtp");
+    // The most talkative level, in both formats across the two processes.
+    let mut server = Server::start_logging(
+        clinic(&db, data.path())
+            .env("CLINIC_SMTP_URL", sink.url())
+            .env("RUST_LOG", "debug"),
+        &["--no-scheduler"],
+        logs.into(),
+    );
+    book_one(&server);
+    let out = clinic(&db, data.path())
+        .env("CLINIC_SMTP_URL", sink.url())
+        .env("RUST_LOG", "debug")
+        .env("CLINIC_LOG_FORMAT", "json")
+        .args(["reminders", "run-once"])
+        .output()
+        .expect("run-once");
+    assert!(out.status.success());
+    assert!(server.terminate().success());
+    assert_eq!(
+        sink.messages().len(),
+        1,
+        "an email went out, so the logs had the chance to leak it"
+    );
+    let mut logs = std::fs::read_to_string(&logs_path).expect("logs");
+    logs.push_str(&String::from_utf8_lossy(&out.stderr));
+    assert!(
+        logs.contains("reminders: run done") || logs.contains("request"),
+        "the logs are not empty: {logs}"
+    );
+    for secret in ["Ivy", "Jones", "ivy@example.org", "5550123", "555-0123"] {
+        assert!(!logs.contains(secret), "the logs contain '{secret}':\n{logs}");
+    }
+}

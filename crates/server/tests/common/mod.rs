@@ -44,11 +44,16 @@ impl Server {
 
     /// Runs `cmd serve ARGS…` and reads its banner until the `Listening on` line.
     pub fn start_with(cmd: &mut Command, args: &[&str]) -> Self {
+        Self::start_logging(cmd, args, Stdio::inherit())
+    }
+
+    /// Like [`start_with`](Self::start_with), with the server's logs (stderr) going to `logs`.
+    pub fn start_logging(cmd: &mut Command, args: &[&str], logs: Stdio) -> Self {
         let child = cmd
             .arg("serve")
             .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(logs)
             .spawn()
             .expect("spawn clinic");
         let mut server = Server {
