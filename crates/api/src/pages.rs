@@ -257,7 +257,8 @@ pub async fn submit_request_form(
 #[derive(serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct StopQuery {
-    /// The signed token from the email.
+    /// The signed token from the email (a missing one gets the "link no longer works" page).
+    #[param(required = true)]
     pub t: Option<String>,
 }
 

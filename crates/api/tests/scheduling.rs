@@ -707,6 +707,17 @@ async fn provider_feeds_need_a_live_feed_token() {
         .call(Method::GET, &wrong, None, None)
         .await
         .problem(404, "not_found");
+    // No feed token, or a stray parameter: no calendar either (there is no bearer token to
+    // blame, so not 401).
+    let bare = path.split('?').next().expect("base").to_owned();
+    c.app
+        .call(Method::GET, &bare, None, None)
+        .await
+        .problem(404, "not_found");
+    c.app
+        .call(Method::GET, &format!("{path}&x=1"), None, None)
+        .await
+        .problem(404, "not_found");
     let tid = created["id"].as_str().expect("id");
     let revoked = c
         .app

@@ -348,6 +348,7 @@ pub struct ListAppointmentsQuery {
     /// Appointments starting before.
     pub to: Option<DateTime<Utc>>,
     /// Page size, 1–100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,

@@ -116,9 +116,42 @@ pub struct ListArticlesQuery {
     /// Editors only: `draft`, `published` or `archived` (default: all).
     pub status: Option<ArticleStatus>,
     /// Page size, 1–100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
+}
+
+/// The public list's filters: those of [`ListArticlesQuery`] without `status` (it holds
+/// published articles only).
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PublicArticlesQuery {
+    /// Only articles with this tag.
+    pub tag: Option<String>,
+    /// Only articles about this condition (its slug).
+    pub condition: Option<String>,
+    /// Words that must all appear in the title, summary or body (case-insensitive).
+    pub q: Option<String>,
+    /// Page size, 1–100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl From<PublicArticlesQuery> for ListArticlesQuery {
+    fn from(q: PublicArticlesQuery) -> Self {
+        Self {
+            tag: q.tag,
+            condition: q.condition,
+            q: q.q,
+            status: None,
+            limit: q.limit,
+            cursor: q.cursor,
+        }
+    }
 }
 
 impl ListArticlesQuery {
@@ -172,22 +205,15 @@ fn page(articles: Vec<Article>, more: bool) -> Page<ArticleResponse> {
 #[utoipa::path(
     tag = "content",
     security(()),
-    params(ListArticlesQuery),
+    params(PublicArticlesQuery),
     responses((status = 200, body = Page<ArticleResponse>))
 )]
 #[get("/articles")]
 pub async fn list_articles(
     state: web::Data<AppState>,
-    query: QueryParams<ListArticlesQuery>,
+    query: QueryParams<PublicArticlesQuery>,
 ) -> Result<web::Json<Page<ArticleResponse>>, ApiError> {
-    let query = query.into_inner()?;
-    if query.status.is_some() {
-        return Err(ApiError::BadRequest {
-            code: "invalid_query",
-            detail: "status: the public list holds published articles only; editors use /api/v1/editor/articles".into(),
-            field: Some("status".into()),
-        });
-    }
+    let query = ListArticlesQuery::from(query.into_inner()?);
     let (filter, limit) = query.into_filter(Some(ArticleStatus::Published))?;
     let (articles, more) = state.db(move |conn| repo::list(conn, &filter, limit)).await?;
     Ok(web::Json(page(articles, more)))
@@ -581,10 +607,12 @@ pub async fn list_article_revisions(
 pub async fn restore_article_revision(
     state: web::Data<AppState>,
     auth: Authorized<scopes::ContentWrite>,
-    path: web::Path<(String, i64)>,
+    // Both as text, parsed after the token check: a bad number with a bad token is a 401.
+    path: web::Path<(String, String)>,
 ) -> Result<web::Json<ArticleResponse>, ApiError> {
     let (id, number) = path.into_inner();
     let id: ArticleId = super::path_id(&id, "article")?;
+    let number: i64 = super::path_id(&number, "revision")?;
     let now = state.now();
     let article = state
         .db(move |conn| repo::restore(conn, &auth.actor, id, number, now))

@@ -256,6 +256,7 @@ pub struct ListPatientsQuery {
     /// Case-insensitive part of a given name, family name or email.
     pub q: Option<String>,
     /// Page size, 1–100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,

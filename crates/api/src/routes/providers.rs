@@ -751,7 +751,9 @@ pub async fn get_provider_calendar(
     query: QueryParams<FeedQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let id: ProviderId = super::path_id(&id, "provider")?;
-    let token = query.into_inner().map_err(|_| ApiError::Unauthorized)?.token;
+    // A missing or malformed feed token names no calendar, like a wrong one: 404 (no bearer
+    // token is involved, so 401 would mislead).
+    let token = query.into_inner().map_err(|_| ApiError::NotFound("calendar"))?.token;
     let now = state.now();
     let contact = crate::routes::appointments::contact(&state);
     let (name, list) = state

@@ -684,6 +684,7 @@ pub async fn create_pump(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListPumpsQuery {
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
     pub cursor: Option<String>,
 }
@@ -1409,6 +1410,7 @@ pub struct WorklistQuery {
     /// Pumps due within this many days (overdue ones always included); default 14, 0–365.
     pub within_days: Option<u32>,
     /// At most this many (default 100, at most 500).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
 }
 

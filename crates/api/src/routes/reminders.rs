@@ -133,6 +133,7 @@ pub struct ListRemindersQuery {
     /// Due before.
     pub due_to: Option<DateTime<Utc>>,
     /// Page size, 1–100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -616,6 +617,7 @@ pub struct ListOutreachQuery {
     pub reason: Option<String>,
     pub patient_id: Option<String>,
     /// Page size, 1–100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,

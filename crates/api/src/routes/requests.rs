@@ -192,6 +192,7 @@ impl From<AppointmentRequest> for AppointmentRequestResponse {
 pub struct ListRequestsQuery {
     /// new, confirmed or declined (default: all)
     pub status: Option<String>,
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
     pub cursor: Option<String>,
 }
