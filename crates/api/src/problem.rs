@@ -57,6 +57,8 @@ pub enum ApiError {
     UnsupportedMediaType,
     #[error("too many requests from this address; try again in a minute")]
     TooManyRequests,
+    #[error("this resource does not support that method; it allows {}", .0.join(", "))]
+    MethodNotAllowed(Vec<String>),
     #[error("the database is unavailable")]
     Unavailable(String),
     #[error("internal error")]
@@ -78,6 +80,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::TooManyRequests => "rate_limited",
+            ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::Unavailable(_) => "service_unavailable",
             ApiError::Internal(_) => "internal_error",
         }
@@ -117,6 +120,7 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -140,6 +144,9 @@ impl ResponseError for ApiError {
         }
         if matches!(self, ApiError::Unavailable(_)) {
             response.insert_header((header::RETRY_AFTER, "5"));
+        }
+        if let ApiError::MethodNotAllowed(methods) = self {
+            response.insert_header((header::ALLOW, methods.join(", ")));
         }
         response.json(self.to_problem())
     }

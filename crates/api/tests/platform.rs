@@ -237,3 +237,32 @@ async fn no_cross_origin_access_and_the_security_headers_are_set() {
         assert_eq!(preflight.header(name).as_deref(), Some(value), "{name} on errors too");
     }
 }
+
+#[actix_web::test]
+async fn a_known_path_with_another_method_is_405_with_allow() {
+    let app = TestApp::new().await;
+    for (method, path, allow) in [
+        ("TRACE", "/api/v1/tokens", "GET, POST"),
+        ("PUT", "/api/v1/patients", "GET, POST"),
+        ("DELETE", "/healthz", "GET"),
+        (
+            "POST",
+            "/api/v1/patients/0193a0c5-0000-7000-8000-000000000001",
+            "DELETE, GET, PATCH",
+        ),
+    ] {
+        let res = app
+            .call(
+                actix_web::http::Method::from_bytes(method.as_bytes()).expect("method"),
+                path,
+                Some(&app.admin),
+                None,
+            )
+            .await;
+        res.problem(405, "method_not_allowed");
+        assert_eq!(res.header("allow").as_deref(), Some(allow), "{method} {path}");
+    }
+    app.get("/api/v1/nothing-here", &app.admin)
+        .await
+        .problem(404, "not_found");
+}

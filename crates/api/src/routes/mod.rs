@@ -44,7 +44,53 @@ pub fn configure(cfg: &mut ServiceConfig) {
         );
 }
 
-/// Anything unrouted is a 404 problem, not an empty body.
-pub async fn not_found(_req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
-    Err(ApiError::NotFound("resource"))
+/// Anything unrouted is a problem, not an empty body: 405 with `Allow` when the path exists
+/// with other methods (RFC 9110 §15.5.6), otherwise 404.
+pub async fn not_found(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
+    let allowed = allowed_methods(req.path());
+    if allowed.is_empty() {
+        Err(ApiError::NotFound("resource"))
+    } else {
+        Err(ApiError::MethodNotAllowed(allowed))
+    }
+}
+
+/// The documented paths (templates split into segments) and their methods, from the OpenAPI
+/// document, which holds every route.
+static PATHS: std::sync::LazyLock<Vec<(Vec<String>, Vec<String>)>> = std::sync::LazyLock::new(|| {
+    let doc = serde_json::to_value(crate::openapi_document()).unwrap_or_default();
+    doc["paths"]
+        .as_object()
+        .map(|paths| {
+            paths
+                .iter()
+                .map(|(path, item)| {
+                    let segments = path.split('/').map(str::to_owned).collect();
+                    let methods = item
+                        .as_object()
+                        .map(|m| m.keys().map(|k| k.to_uppercase()).collect())
+                        .unwrap_or_default();
+                    (segments, methods)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+});
+
+fn allowed_methods(path: &str) -> Vec<String> {
+    let given: Vec<&str> = path.split('/').collect();
+    let mut methods: Vec<String> = PATHS
+        .iter()
+        .filter(|(template, _)| {
+            template.len() == given.len()
+                && template
+                    .iter()
+                    .zip(&given)
+                    .all(|(t, g)| t == g || (t.starts_with('{') && !g.is_empty()))
+        })
+        .flat_map(|(_, m)| m.iter().cloned())
+        .collect();
+    methods.sort();
+    methods.dedup();
+    methods
 }
