@@ -166,10 +166,10 @@ pub struct UpdatePatientRequest {
     /// The version you read; 409 when someone changed the record since.
     pub version: i64,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = String, required = false)]
     pub given_name: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = String, required = false)]
     pub family_name: Option<Option<String>>,
     /// `null` removes the address.
     #[serde(default, deserialize_with = "nullable")]
@@ -183,13 +183,13 @@ pub struct UpdatePatientRequest {
     #[schema(value_type = Option<String>, format = Date)]
     pub date_of_birth: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = String, required = false)]
     pub time_zone: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = String, required = false)]
     pub preferred_language: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<bool>)]
+    #[schema(value_type = bool, required = false)]
     pub email_consent: Option<Option<bool>>,
     /// `null` clears the notes.
     #[serde(default, deserialize_with = "nullable")]
