@@ -515,6 +515,7 @@ pub struct AppointmentTypeResponse {
     /// How long before its start an appointment may be booked at the latest.
     pub min_notice_minutes: i64,
     /// How far ahead it may be booked.
+    #[schema(minimum = 1, maximum = 730)]
     pub horizon_days: i64,
     /// Whether patients may ask for it through the public request form.
     pub publicly_requestable: bool,

@@ -61,6 +61,7 @@ pub struct PumpModelResponse {
     pub reservoir_ml: Decimal,
     #[schema(value_type = String, example = "2")]
     pub default_alarm_ml: Decimal,
+    #[schema(minimum = 1, maximum = 240)]
     pub service_life_months: u32,
     /// Where the defaults come from.
     pub source: String,
@@ -151,6 +152,7 @@ pub struct CreatePumpModelRequest {
     pub reservoir_ml: Decimal,
     #[schema(value_type = String)]
     pub default_alarm_ml: Decimal,
+    #[schema(minimum = 1, maximum = 240)]
     pub service_life_months: u32,
     /// Where the values come from.
     pub source: String,
@@ -225,6 +227,7 @@ pub struct UpdatePumpModelRequest {
     pub model: Option<String>,
     #[schema(value_type = Option<String>)]
     pub default_alarm_ml: Option<Decimal>,
+    #[schema(minimum = 1, maximum = 240)]
     pub service_life_months: Option<u32>,
     pub source: Option<String>,
 }
@@ -285,8 +288,11 @@ pub struct DrugResponse {
     /// Mass unit of doses; concentrations are per mL of it.
     pub unit: MassUnit,
     /// Days the drug stays stable in the pump; null when unknown (then it cannot be filled).
+    #[schema(minimum = 1, maximum = 3650)]
     pub stability_undiluted_days: Option<u32>,
+    #[schema(minimum = 1, maximum = 3650)]
     pub stability_diluted_days: Option<u32>,
+    #[schema(minimum = 1, maximum = 3650)]
     pub stability_first_fill_days: Option<u32>,
     pub source: String,
     pub version: i64,
@@ -332,8 +338,11 @@ pub struct CreateDrugRequest {
     pub code: String,
     pub name: String,
     pub unit: MassUnit,
+    #[schema(minimum = 1, maximum = 3650)]
     pub stability_undiluted_days: Option<u32>,
+    #[schema(minimum = 1, maximum = 3650)]
     pub stability_diluted_days: Option<u32>,
+    #[schema(minimum = 1, maximum = 3650)]
     pub stability_first_fill_days: Option<u32>,
     /// Where the limits come from.
     pub source: String,
@@ -442,6 +451,7 @@ pub struct ForecastPolicyDto {
     /// Send the version you read (0 before the policy was first saved).
     pub version: i64,
     /// Days before the alarm date that the refill falls due (default 7).
+    #[schema(minimum = 0, maximum = 60)]
     pub margin_days: u32,
     /// Plan for pumps delivering this much faster than programmed (1.145 = +14.5 %); null: off.
     #[schema(value_type = Option<String>, example = "1.145")]
@@ -903,6 +913,7 @@ pub struct FillResponse {
     pub prime_ml: Decimal,
     pub first_fill: bool,
     /// The stability limit this fill was given (days).
+    #[schema(minimum = 1, maximum = 3650)]
     pub stability_days: i64,
     pub clinician: String,
     /// What the previous forecast expected to be left at this fill (null without one).
@@ -1035,6 +1046,7 @@ pub struct StepDto {
 pub struct BolusDto {
     #[schema(value_type = String, example = "0.1")]
     pub dose: Decimal,
+    #[schema(minimum = 1, maximum = 48)]
     pub max_per_day: u32,
 }
 

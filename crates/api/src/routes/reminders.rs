@@ -403,10 +403,12 @@ pub struct ReminderSettingsDto {
     pub quiet_hours_start: String,
     pub quiet_hours_end: String,
     /// Days before the refill due date on which a reminder goes out (1–180, distinct).
+    #[schema(min_items = 1, max_items = 10)]
     pub refill_offsets_days: Vec<i64>,
     /// The time of day refill reminders go out.
     pub refill_send_at: String,
     /// A refill due within this many days with nothing booked goes on the outreach list (1–60).
+    #[schema(minimum = 1, maximum = 60)]
     pub escalation_days: i64,
 }
 
