@@ -244,6 +244,7 @@ pub struct CreateAppointmentRequest {
     pub appointment_type: String,
     /// RFC 3339 with an offset; a timestamp without one is refused.
     pub start: DateTime<Utc>,
+    #[schema(max_length = 1000)]
     pub note: Option<String>,
 }
 
@@ -461,6 +462,7 @@ pub async fn reschedule_appointment(
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"reason": "patient asked to cancel"}))]
 pub struct CancelRequest {
+    #[schema(min_length = 1, max_length = 500)]
     pub reason: String,
 }
 

@@ -194,7 +194,9 @@ pub async fn list_providers(
     "hours": [{"weekday": "monday", "start": "09:00", "end": "12:00"}, {"weekday": "monday", "start": "13:00", "end": "17:00"}]
 }))]
 pub struct CreateProviderRequest {
+    #[schema(min_length = 1, max_length = 120)]
     pub name: String,
+    #[schema(min_length = 1, max_length = 80)]
     pub role: String,
     /// Defaults to the clinic's zone.
     pub time_zone: Option<String>,

@@ -892,6 +892,7 @@ pub struct CreateFillRequest {
     /// The first fill of a newly implanted pump.
     #[serde(default)]
     pub first_fill: bool,
+    #[schema(min_length = 1, max_length = 100)]
     pub clinician: String,
 }
 

@@ -693,6 +693,7 @@ pub async fn list_outreach(
 #[schema(example = json!({"note": "Called; refill booked for Tuesday."}))]
 pub struct OutreachDoneRequest {
     /// What was done (1–1000 characters).
+    #[schema(min_length = 1, max_length = 1000)]
     pub note: String,
 }
 

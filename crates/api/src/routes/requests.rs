@@ -319,6 +319,7 @@ pub async fn confirm_appointment_request(
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"reason": "We do not treat this condition; referred back to the family doctor."}))]
 pub struct DeclineRequestBody {
+    #[schema(min_length = 1, max_length = 500)]
     pub reason: String,
 }
 

@@ -125,7 +125,9 @@ pub struct CreateCriterionRequest {
     /// Lower-case letters, digits and `_`.
     pub code: String,
     /// Phrased so that `yes` is the favourable answer.
+    #[schema(min_length = 1, max_length = 300)]
     pub question: String,
+    #[schema(min_length = 1, max_length = 1000)]
     pub why: String,
     pub required_for_trial: bool,
     pub required_for_implant: bool,
