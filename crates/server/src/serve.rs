@@ -127,6 +127,9 @@ pub fn run(settings: Settings, scheduler: bool) -> Result<(), String> {
             );
         }
     }
+    if let Some(warning) = postgres_tls_warning(&settings.database_url) {
+        tracing::warn!("{warning}");
+    }
     let local = ["http://127.0.0.1", "http://localhost", "http://[::1]"];
     if settings.public_url.starts_with("http://") && !local.iter().any(|l| settings.public_url.starts_with(l)) {
         tracing::warn!(
@@ -208,6 +211,33 @@ pub fn run(settings: Settings, scheduler: bool) -> Result<(), String> {
     })
 }
 
+/// A PostgreSQL server on another host reached without verified TLS carries patient data in
+/// clear (or to an unverified peer): say so at start. Local hosts and sockets are fine.
+pub fn postgres_tls_warning(url: &DatabaseUrl) -> Option<String> {
+    let DatabaseUrl::Postgres(raw) = url else { return None };
+    let host = raw
+        .split_once("://")
+        .map(|(_, rest)| rest)
+        .and_then(|rest| rest.split(['/', '?']).next())
+        .map(|authority| authority.rsplit('@').next().unwrap_or(authority))
+        .map(|hostport| {
+            if hostport.starts_with('[') {
+                hostport.split(']').next().unwrap_or(hostport).trim_start_matches('[')
+            } else {
+                hostport.split(':').next().unwrap_or(hostport)
+            }
+        })
+        .unwrap_or("");
+    let local = host.is_empty() || matches!(host, "localhost" | "127.0.0.1" | "::1") || host.starts_with('%');
+    let verified = raw.contains("sslmode=verify-full") || raw.contains("sslmode=verify-ca");
+    (!local && !verified).then(|| {
+        format!(
+            "DATABASE_URL points at {host} without sslmode=verify-full: patient data may travel unencrypted \
+             or to an unverified server (docs/security.md, TLS for PostgreSQL)"
+        )
+    })
+}
+
 /// Resolves on SIGTERM or SIGINT (Ctrl-C). The handlers exist from the moment this returns.
 #[cfg(unix)]
 fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
@@ -227,4 +257,20 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     Ok(async {
         let _ = tokio::signal::ctrl_c().await;
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remote_postgres_without_verified_tls_is_warned_about() {
+        let warn = |u: &str| postgres_tls_warning(&DatabaseUrl::parse(u).expect("url"));
+        assert!(warn("postgres://clinic:pw@db.internal:5432/clinic").is_some());
+        assert!(warn("postgres://clinic@db.internal/clinic?sslmode=require").is_some());
+        assert!(warn("postgres://clinic@db.internal/clinic?sslmode=verify-full").is_none());
+        assert!(warn("postgres://postgres@127.0.0.1:5432/test").is_none());
+        assert!(warn("postgres://u:p@localhost/x").is_none());
+        assert!(warn("postgres://u@[::1]:5432/x").is_none());
+    }
 }
