@@ -102,6 +102,12 @@ pub enum Mailer {
 pub fn smtp_url_for_lettre(url: &str) -> Result<String, String> {
     let (base, query) = url.split_once('?').unwrap_or((url, ""));
     if base.starts_with("smtps://") {
+        // TLS from the first byte: a tls= or any other parameter would be ignored, so refuse it.
+        if !query.is_empty() {
+            return Err(format!(
+                "smtps:// takes no parameters (got '{query}'); TLS is always on"
+            ));
+        }
         return Ok(url.to_owned());
     }
     if !base.starts_with("smtp://") {
@@ -283,6 +289,7 @@ mod tests {
             "smtps://relay.example"
         );
         assert!(smtp_url_for_lettre("smtp://x?tls=maybe").is_err());
+        assert!(smtp_url_for_lettre("smtps://relay.example?tls=none").is_err());
         assert!(smtp_url_for_lettre("http://x").is_err());
     }
 }
