@@ -23,6 +23,7 @@ use crate::settings::Settings;
 pub fn prepare_data_dir(settings: &Settings) -> Result<(), String> {
     std::fs::create_dir_all(&settings.data_dir)
         .map_err(|e| format!("cannot create CLINIC_DATA_DIR {}: {e}", settings.data_dir.display()))?;
+    owner_only(&settings.data_dir);
     if let DatabaseUrl::Sqlite(path) = &settings.database_url {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
@@ -66,6 +67,19 @@ pub fn mailer(settings: &Settings) -> Result<Mailer, String> {
     match &settings.smtp_url {
         Some(url) => Mailer::smtp(url).map_err(|e| format!("CLINIC_SMTP_URL: {e}")),
         None => Mailer::files(settings.data_dir.join("outbox")),
+    }
+}
+
+/// The data folder holds the SQLite database and `.eml` files (patient data): readable by the
+/// service's user only. A folder the operator made more open is tightened, with a warning if
+/// that is not possible.
+fn owner_only(dir: &std::path::Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Err(e) = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)) {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot make the data folder private (mode 0700)");
+        }
     }
 }
 

@@ -107,7 +107,19 @@ fn without_smtp_emails_are_eml_files_in_the_data_folder() {
         server.banner
     );
     book_one(&server);
+    #[cfg(unix)]
+    {
+        // An operator made it readable by everyone; any `clinic` command tightens it.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(data.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
     assert!(run_once(&mut clinic(&db, data.path())).contains("sent 1,"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(data.path()).expect("data dir").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "the data folder (database, .eml files) is private");
+    }
     let files: Vec<_> = std::fs::read_dir(&outbox)
         .expect("outbox folder")
         .filter_map(Result::ok)
