@@ -65,10 +65,12 @@ from clinic_client.models import (
     ProgramOutcome,
     ProviderResponse,
     PumpModelList,
+    ProgrammeKind,
     PumpResponse,
     RefillSlots,
     ScreeningResponse,
     Scope,
+    WeekdayName,
     Worklist,
 )
 from clinic_client.types import UNSET, Response
@@ -190,7 +192,7 @@ def run(base_url: str, admin_token: str) -> list[str]:
                 name=f"Nurse Kim Lo {run_id}",
                 role="refill nurse",
                 time_zone="America/Chicago",
-                hours=[HoursDto(weekday=d, start="08:00", end="17:00") for d in WEEKDAYS],
+                hours=[HoursDto(weekday=WeekdayName(d), start="08:00", end="17:00") for d in WEEKDAYS],
             ),
         ),
         201,
@@ -237,7 +239,7 @@ def run(base_url: str, admin_token: str) -> list[str]:
             pump.id,
             client=api,
             body=CreateProgramRequest(
-                effective_at=now - dt.timedelta(hours=2), kind="continuous", daily_dose="25"
+                effective_at=now - dt.timedelta(hours=2), kind=ProgrammeKind.CONTINUOUS, daily_dose="25"
             ),
         ),
         201,

@@ -44,13 +44,28 @@ pub fn configure(cfg: &mut ServiceConfig) {
 #[serde(deny_unknown_fields)]
 pub struct HoursDto {
     /// monday … sunday
-    #[schema(example = "monday")]
+    #[schema(example = "monday", value_type = WeekdayName)]
     pub weekday: String,
     /// Wall time on the provider's clock, `HH:MM` on a 5-minute grid.
     #[schema(example = "09:00")]
     pub start: String,
     #[schema(example = "12:00")]
     pub end: String,
+}
+
+/// A day of the week, as `HoursDto.weekday` takes it (the field is read as text so that a
+/// wrong day is a 422 naming it, not a parse error).
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum WeekdayName {
+    Monday,
+    Tuesday,
+    Wednesday,
+    Thursday,
+    Friday,
+    Saturday,
+    Sunday,
 }
 
 const WEEKDAYS: [(&str, Weekday); 7] = [

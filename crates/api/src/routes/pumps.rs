@@ -49,6 +49,16 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(list_refill_slots);
 }
 
+/// How a programme delivers (the request field is read as text so that a wrong kind is a
+/// 422 naming it).
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum ProgrammeKind {
+    Continuous,
+    Flex,
+}
+
 // ---- catalogues -----------------------------------------------------------------------
 
 #[derive(Serialize, ToSchema)]
@@ -1061,6 +1071,7 @@ pub struct CreateProgramRequest {
     /// When the programme took effect (RFC 3339 with an offset).
     pub effective_at: DateTime<Utc>,
     /// `continuous` (send daily_dose) or `flex` (send steps covering the 24-hour day).
+    #[schema(value_type = ProgrammeKind)]
     pub kind: String,
     /// Drug per day, in the drug's mass unit (continuous).
     #[schema(value_type = Option<String>)]

@@ -54,6 +54,7 @@ pub struct CreateTokenRequest {
     pub name: String,
     /// One or more of: admin, patients:read, patients:write, content:write, scheduling:write,
     /// pumps:read, pumps:write, reminders:admin.
+    #[schema(value_type = Vec<Scope>, min_items = 1)]
     pub scopes: Vec<String>,
     /// When the token stops working; none means it lasts until revoked.
     pub expires_at: Option<DateTime<Utc>>,
