@@ -1073,3 +1073,27 @@ async fn emails_wait_while_smtp_is_down_and_all_go_out_when_it_returns() {
         "{status}"
     );
 }
+
+#[test]
+fn the_documented_enums_are_the_code_s_sets() {
+    let doc = serde_json::to_value(clinic_api::openapi_document()).expect("json");
+    let values = |name: &str| -> Vec<String> {
+        doc["components"]["schemas"][name]["enum"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{name} is an enum"))
+            .iter()
+            .map(|v| v.as_str().expect("text").to_owned())
+            .collect()
+    };
+    let kinds: Vec<String> = clinic_reminders::templates::EmailKind::ALL
+        .iter()
+        .map(|k| k.name().to_owned())
+        .collect();
+    assert_eq!(values("EmailKindName"), kinds);
+    let reasons: Vec<String> = clinic_reminders::outreach::Reason::ALL
+        .iter()
+        .map(|r| r.as_str().to_owned())
+        .collect();
+    assert_eq!(values("OutreachReason"), reasons);
+    assert_eq!(values("OutboxState"), ["pending", "sending", "sent", "failed", "void"]);
+}

@@ -63,14 +63,55 @@ fn events(
 
 // ---- outbox rows ------------------------------------------------------------------------
 
+// The closed value sets of this API, for the document (fields are read as text so that a
+// wrong value is a 422 naming the field).
+
+/// An email kind.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum EmailKindName {
+    AppointmentConfirmation,
+    AppointmentUpdate,
+    AppointmentCancellation,
+    AppointmentReminder,
+    RefillReminder,
+}
+
+/// An outbox row's state.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum OutboxState {
+    Pending,
+    Sending,
+    Sent,
+    Failed,
+    Void,
+}
+
+/// Why staff should phone a patient.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum OutreachReason {
+    RefillUnbooked,
+    EmailFailed,
+    NoEmail,
+    ReminderNotSent,
+    EmailStopped,
+}
+
 /// One email in the outbox.
 #[derive(Serialize, ToSchema)]
 pub struct ReminderResponse {
     pub id: String,
     /// `appointment_confirmation`, `appointment_update`, `appointment_cancellation`,
     /// `appointment_reminder` or `refill_reminder`.
+    #[schema(value_type = EmailKindName)]
     pub kind: String,
     /// `pending`, `sending`, `sent`, `failed` or `void`.
+    #[schema(value_type = OutboxState)]
     pub state: String,
     /// `appointment` or `pump`.
     pub subject_type: String,
@@ -124,8 +165,10 @@ const STATES: [&str; 5] = ["pending", "sending", "sent", "failed", "void"];
 #[into_params(parameter_in = Query)]
 pub struct ListRemindersQuery {
     /// `pending`, `sending`, `sent`, `failed` or `void`.
+    #[param(value_type = Option<OutboxState>)]
     pub state: Option<String>,
     /// An email kind, e.g. `refill_reminder`.
+    #[param(value_type = Option<EmailKindName>)]
     pub kind: Option<String>,
     pub patient_id: Option<String>,
     /// Due at or after (RFC 3339 with offset).
@@ -489,6 +532,7 @@ pub async fn update_reminder_settings(
 #[schema(example = json!({"kind": "appointment_reminder", "at": "2027-03-15T14:00:00Z"}))]
 pub struct PreviewRequest {
     /// The email kind.
+    #[schema(value_type = EmailKindName)]
     pub kind: String,
     /// Render for this patient (their first name and zone); omitted: a sample patient in
     /// the clinic's zone.
@@ -577,6 +621,7 @@ pub struct OutreachEntryResponse {
     /// E.164, when the record has one.
     pub patient_phone: Option<String>,
     /// `refill_unbooked`, `email_failed`, `no_email`, `reminder_not_sent` or `email_stopped`.
+    #[schema(value_type = OutreachReason)]
     pub reason: String,
     /// What it is about: `pump`, `appointment`, `patient`.
     pub subject_type: String,
@@ -616,6 +661,7 @@ pub struct ListOutreachQuery {
     /// Include entries already done (default false).
     pub include_done: Option<bool>,
     /// One reason, e.g. `refill_unbooked`.
+    #[param(value_type = Option<OutreachReason>)]
     pub reason: Option<String>,
     pub patient_id: Option<String>,
     /// Page size, 1–100 (default 50).
