@@ -87,7 +87,9 @@ impl From<Patient> for PatientResponse {
     "preferred_language": "en", "email_consent": true
 }))]
 pub struct CreatePatientRequest {
+    #[schema(min_length = 1, max_length = 100)]
     pub given_name: String,
+    #[schema(min_length = 1, max_length = 100)]
     pub family_name: String,
     pub email: Option<String>,
     /// Any common notation; numbers without `+` are read in the clinic's phone region.

@@ -34,11 +34,14 @@ pub fn configure(cfg: &mut ServiceConfig) {
     "preferred_times": "Weekday mornings", "reason": "consultation", "consent_to_contact": true
 }))]
 pub struct AppointmentRequestBody {
+    #[schema(min_length = 1, max_length = 100)]
     pub given_name: String,
+    #[schema(min_length = 1, max_length = 100)]
     pub family_name: String,
     pub email: String,
     pub phone: String,
     /// Free text: preferred days or times (at most 500 characters).
+    #[schema(min_length = 1, max_length = 500)]
     pub preferred_times: String,
     /// The code of a publicly requestable appointment type (e.g. `consultation`).
     pub reason: String,
