@@ -259,22 +259,54 @@ pub fn mark_failed(
     })
 }
 
-/// Voids the unsent rows about a subject (a rescheduled or cancelled appointment). Returns
-/// how many were voided.
+/// Voids the unsent rows of these `kinds` about a subject (a rescheduled or cancelled
+/// appointment), noting `reason`. Returns how many were voided.
 pub fn void_pending(
     conn: &mut DbConnection,
     subject_type: &str,
     subject_id: &str,
+    kinds: &[&str],
+    reason: &str,
     now: DateTime<Utc>,
 ) -> Result<usize, StoreError> {
     Ok(diesel::update(
         outbox::table
             .filter(outbox::subject_type.eq(subject_type))
             .filter(outbox::subject_id.eq(subject_id))
+            .filter(outbox::kind.eq_any(kinds))
             .filter(outbox::state.eq("pending")),
     )
-    .set((outbox::state.eq("void"), outbox::updated_at.eq(time::to_db(now))))
+    .set((
+        outbox::state.eq("void"),
+        outbox::last_error.eq(reason),
+        outbox::updated_at.eq(time::to_db(now)),
+    ))
     .execute(conn)?)
+}
+
+/// Voids these unsent rows, noting `reason`. Returns how many were voided.
+pub fn void_pending_ids(
+    conn: &mut DbConnection,
+    ids: &[String],
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<usize, StoreError> {
+    let mut voided = 0;
+    // Chunks keep SQLite under its bound-parameter limit.
+    for chunk in ids.chunks(500) {
+        voided += diesel::update(
+            outbox::table
+                .filter(outbox::id.eq_any(chunk))
+                .filter(outbox::state.eq("pending")),
+        )
+        .set((
+            outbox::state.eq("void"),
+            outbox::last_error.eq(reason),
+            outbox::updated_at.eq(time::to_db(now)),
+        ))
+        .execute(conn)?;
+    }
+    Ok(voided)
 }
 
 /// The outbox's health, from the database (so it covers every instance).

@@ -20,7 +20,7 @@ use clinic_domain::scheduling::AppointmentStatus;
 use clinic_domain::time::ClinicZone;
 use clinic_scheduling::appointments::{self, Appointment};
 use clinic_store::schema::outbox;
-use clinic_store::{dialect, time, DbConnection};
+use clinic_store::{dialect, DbConnection};
 use diesel::prelude::*;
 
 use crate::outbox::{enqueue_many, NewOutboxRow};
@@ -150,27 +150,22 @@ fn appointment_reminders(
     (rows, entries)
 }
 
-fn void_pending(
+/// Voids the pending rows of `kinds` about an appointment that changed.
+fn void_superseded(
     conn: &mut DbConnection,
-    subject_type: &str,
-    subject_id: &str,
+    appointment_id: &str,
     kinds: &[EmailKind],
     now: DateTime<Utc>,
 ) -> Result<usize, ReminderError> {
     let kinds: Vec<&str> = kinds.iter().map(EmailKind::name).collect();
-    Ok(diesel::update(
-        outbox::table
-            .filter(outbox::subject_type.eq(subject_type))
-            .filter(outbox::subject_id.eq(subject_id))
-            .filter(outbox::kind.eq_any(kinds))
-            .filter(outbox::state.eq("pending")),
-    )
-    .set((
-        outbox::state.eq("void"),
-        outbox::last_error.eq("superseded by a change to the appointment"),
-        outbox::updated_at.eq(time::to_db(now)),
-    ))
-    .execute(conn)?)
+    Ok(crate::outbox::void_pending(
+        conn,
+        APPOINTMENT,
+        appointment_id,
+        &kinds,
+        "superseded by a change to the appointment",
+        now,
+    )?)
 }
 
 /// Plans the emails for an appointment that was just booked or changed. Call inside the
@@ -199,9 +194,8 @@ pub fn after_appointment_change(
         }
         Change::Rescheduled => {
             // The update replaces any confirmation or update not yet sent.
-            planned.voided += void_pending(
+            planned.voided += void_superseded(
                 conn,
-                APPOINTMENT,
                 &id,
                 &[
                     EmailKind::AppointmentReminder,
@@ -216,11 +210,10 @@ pub fn after_appointment_change(
             ));
         }
         Change::StatusChanged => {
-            planned.voided += void_pending(conn, APPOINTMENT, &id, &[EmailKind::AppointmentReminder], now)?;
+            planned.voided += void_superseded(conn, &id, &[EmailKind::AppointmentReminder], now)?;
             if a.status == AppointmentStatus::Cancelled {
-                planned.voided += void_pending(
+                planned.voided += void_superseded(
                     conn,
-                    APPOINTMENT,
                     &id,
                     &[EmailKind::AppointmentConfirmation, EmailKind::AppointmentUpdate],
                     now,
@@ -412,15 +405,8 @@ fn plan_refills(
             })
             .map(|(id, _)| id)
             .collect();
-        for chunk in stale.chunks(500) {
-            planned.voided += diesel::update(outbox::table.filter(outbox::id.eq_any(chunk)))
-                .set((
-                    outbox::state.eq("void"),
-                    outbox::last_error.eq("a refill was booked or the due date changed"),
-                    outbox::updated_at.eq(time::to_db(now)),
-                ))
-                .execute(conn)?;
-        }
+        planned.voided +=
+            crate::outbox::void_pending_ids(conn, &stale, "a refill was booked or the due date changed", now)?;
         planned.outreach_closed += outreach::close_resolved(
             conn,
             Reason::RefillUnbooked,

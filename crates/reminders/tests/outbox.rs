@@ -167,12 +167,22 @@ fn voiding_touches_only_pending_rows_of_the_subject() {
     let other = created(outbox::enqueue(&mut conn, row("a2-later", "a2", at(12, 0)), at(8, 0)).expect("enqueue"));
 
     assert_eq!(
-        outbox::void_pending(&mut conn, "appointment", "a1", at(10, 0)).expect("void"),
+        outbox::void_pending(
+            &mut conn,
+            "appointment",
+            "a1",
+            &["appointment_reminder"],
+            "moved",
+            at(10, 0)
+        )
+        .expect("void"),
         1
     );
     let state = |conn: &mut _, id: &str| outbox::get(conn, id).expect("get").expect("row").state;
     assert_eq!(state(&mut conn, &sent), "sent");
     assert_eq!(state(&mut conn, &pending), "void");
+    let voided = outbox::get(&mut conn, &pending).expect("get").expect("row");
+    assert_eq!(voided.last_error.as_deref(), Some("moved"));
     assert_eq!(state(&mut conn, &other), "pending");
     let claimed = outbox::claim(&mut conn, at(13, 0), Duration::minutes(5), 10).expect("claim");
     assert_eq!(
