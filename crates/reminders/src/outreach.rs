@@ -116,9 +116,11 @@ pub fn close_resolved(
         .filter(outreach::done_at.is_null())
         .select((outreach::id, outreach::dedupe_key))
         .load(conn)?;
+    // A set: each tick checks every open entry against every pump still unbooked.
+    let keep: std::collections::HashSet<&String> = keep_open_keys.iter().collect();
     let stale: Vec<String> = open
         .into_iter()
-        .filter(|(_, key)| !keep_open_keys.contains(key))
+        .filter(|(_, key)| !keep.contains(key))
         .map(|(id, _)| id)
         .collect();
     let mut closed = 0;
