@@ -105,10 +105,6 @@ impl Dispatcher {
         }
     }
 
-    pub fn mailer(&self) -> &Mailer {
-        &self.mailer
-    }
-
     pub fn status(&self) -> Status {
         self.status.lock().map(|s| s.clone()).unwrap_or_default()
     }

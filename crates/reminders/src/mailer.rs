@@ -96,55 +96,30 @@ pub enum Mailer {
     Memory(Arc<Mutex<Vec<Delivered>>>),
 }
 
-/// `CLINIC_SMTP_URL` to a lettre URL: `smtps://` is TLS from the start; `smtp://` requires
-/// STARTTLS unless the URL says `tls=opportunistic` or `tls=none` (plain, for a local relay
-/// such as Mailpit).
-pub fn smtp_url_for_lettre(url: &str) -> Result<String, String> {
-    let (base, query) = url.split_once('?').unwrap_or((url, ""));
-    if base.starts_with("smtps://") {
-        // TLS from the first byte: a tls= or any other parameter would be ignored, so refuse it.
-        if !query.is_empty() {
-            return Err(format!(
-                "smtps:// takes no parameters (got '{query}'); TLS is always on"
-            ));
-        }
-        return Ok(url.to_owned());
-    }
-    if !base.starts_with("smtp://") {
-        return Err("must start with smtp:// or smtps://".into());
-    }
-    let params: Vec<&str> = query.split('&').filter(|p| !p.is_empty()).collect();
-    let tls = params.iter().find_map(|p| p.strip_prefix("tls="));
-    let others: Vec<&str> = params.iter().copied().filter(|p| !p.starts_with("tls=")).collect();
-    let tls_param = match tls {
-        None | Some("required") => Some("tls=required"),
-        Some("opportunistic") => Some("tls=opportunistic"),
-        Some("none") => None,
-        Some(other) => return Err(format!("tls={other}: expected required, opportunistic or none")),
-    };
-    let all: Vec<&str> = others.into_iter().chain(tls_param).collect();
-    Ok(if all.is_empty() {
-        base.to_owned()
-    } else {
-        format!("{base}?{}", all.join("&"))
-    })
-}
-
 impl Mailer {
     /// SMTP from a `CLINIC_SMTP_URL`, keeping up to `connections` connections open.
     pub fn smtp(url: &str) -> Result<Self, String> {
         Self::smtp_with(url, 8)
     }
 
+    /// `smtps://` is TLS from the first byte (lettre's transport); `smtp://` requires STARTTLS
+    /// unless the URL says `tls=opportunistic` or `tls=none` ([`crate::smtp`]).
     pub fn smtp_with(url: &str, connections: usize) -> Result<Self, String> {
-        // Validates the URL and the tls= parameter for both kinds.
-        let lettre_url = smtp_url_for_lettre(url)?;
         if url.starts_with("smtps://") {
-            let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&lettre_url)
+            // TLS is always on: a tls= or any other parameter would be ignored, so refuse it.
+            if let Some((_, query)) = url.split_once('?') {
+                return Err(format!(
+                    "smtps:// takes no parameters (got '{query}'); TLS is always on"
+                ));
+            }
+            let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
                 .map_err(|e| e.to_string())?
                 .pool_config(lettre::transport::smtp::PoolConfig::new().max_size(connections as u32))
                 .build();
             return Ok(Mailer::Smtps(transport));
+        }
+        if !url.starts_with("smtp://") {
+            return Err("must start with smtp:// or smtps://".into());
         }
         let settings = crate::smtp::SmtpSettings::parse(url)?;
         Ok(Mailer::Smtp(Arc::new(crate::smtp::SmtpClient::new(
@@ -270,26 +245,17 @@ fn build(sender: &Sender, email: &OutgoingEmail) -> Result<Message, MailError> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn tls_is_required_unless_the_url_says_otherwise() {
-        assert_eq!(
-            smtp_url_for_lettre("smtp://relay.example:587").expect("ok"),
-            "smtp://relay.example:587?tls=required"
-        );
-        assert_eq!(
-            smtp_url_for_lettre("smtp://u:p@relay.example:587?tls=required").expect("ok"),
-            "smtp://u:p@relay.example:587?tls=required"
-        );
-        assert_eq!(
-            smtp_url_for_lettre("smtp://mailpit:1025?tls=none").expect("ok"),
-            "smtp://mailpit:1025"
-        );
-        assert_eq!(
-            smtp_url_for_lettre("smtps://relay.example").expect("ok"),
-            "smtps://relay.example"
-        );
-        assert!(smtp_url_for_lettre("smtp://x?tls=maybe").is_err());
-        assert!(smtp_url_for_lettre("smtps://relay.example?tls=none").is_err());
-        assert!(smtp_url_for_lettre("http://x").is_err());
+    // A tokio runtime: lettre's smtps:// pool lives on one.
+    #[tokio::test]
+    async fn tls_is_required_unless_the_url_says_otherwise() {
+        let mode = |url: &str| Mailer::smtp(url).expect("mailer").describe();
+        assert!(mode("smtp://relay.example:587").ends_with("(STARTTLS required)"));
+        assert!(mode("smtp://u:p@relay.example:587?tls=required").ends_with("(STARTTLS required)"));
+        assert!(mode("smtp://relay.example?tls=opportunistic").ends_with("(STARTTLS when offered)"));
+        assert!(mode("smtp://mailpit:1025?tls=none").ends_with("(plain, no TLS)"));
+        assert_eq!(mode("smtps://relay.example"), "SMTP over TLS (smtps://)");
+        assert!(Mailer::smtp("smtp://x?tls=maybe").is_err());
+        assert!(Mailer::smtp("smtps://relay.example?tls=none").is_err());
+        assert!(Mailer::smtp("http://x").is_err());
     }
 }
