@@ -80,6 +80,19 @@ enum About {
     Refill(chrono::NaiveDate),
 }
 
+fn kind_of(row: &OutboxRow) -> Result<EmailKind, ReminderError> {
+    EmailKind::parse(&row.kind).ok_or_else(|| ReminderError::Corrupt(format!("outbox {}: kind {}", row.id, row.kind)))
+}
+
+/// Why a patient cannot be emailed, if they cannot: no address, or no consent.
+fn why_not_emailable(patient: &Patient) -> Option<&'static str> {
+    match (&patient.email, patient.email_consent) {
+        (None, _) => Some("the patient has no email address"),
+        (Some(_), false) => Some("the patient has not consented to email"),
+        _ => None,
+    }
+}
+
 fn skip(reason: impl Into<String>) -> Decision {
     Decision::Skip {
         reason: reason.into(),
@@ -234,8 +247,7 @@ impl Composer {
         row: &OutboxRow,
         now: DateTime<Utc>,
     ) -> Result<Decision, ReminderError> {
-        let kind = EmailKind::parse(&row.kind)
-            .ok_or_else(|| ReminderError::Corrupt(format!("outbox {}: kind {}", row.id, row.kind)))?;
+        let kind = kind_of(row)?;
         let Some(patient_id) = row.patient_id.as_deref() else {
             return Ok(skip("no recipient"));
         };
@@ -252,15 +264,10 @@ impl Composer {
             Ok(about) => about,
             Err(decision) => return Ok(decision),
         };
-        let address = patient.email.as_ref().filter(|_| patient.email_consent);
-        let Some(address) = address else {
+        if let Some(reason) = why_not_emailable(&patient) {
             let reminder = matches!(kind, EmailKind::AppointmentReminder | EmailKind::RefillReminder);
             return Ok(Decision::Skip {
-                reason: if patient.email.is_none() {
-                    "the patient has no email address".into()
-                } else {
-                    "the patient has not consented to email".into()
-                },
+                reason: reason.into(),
                 // One call per thing the patient is reminded of, not one per reminder.
                 outreach: reminder.then(|| NewEntry {
                     dedupe_key: format!("no_email:{}:{}:{}", row.subject_type, row.subject_id, row.refers_to),
@@ -271,6 +278,9 @@ impl Composer {
                     refers_to: time::from_db(row.refers_to),
                 }),
             });
+        }
+        let Some(address) = patient.email.as_ref() else {
+            return Err(ReminderError::Corrupt("an emailable patient without an address".into()));
         };
         let (content, calendar) = self.render(row, kind, &patient, &about, now)?;
         let to = Mailbox::new(
@@ -296,8 +306,7 @@ impl Composer {
         row: &OutboxRow,
         now: DateTime<Utc>,
     ) -> Result<Preview, ReminderError> {
-        let kind = EmailKind::parse(&row.kind)
-            .ok_or_else(|| ReminderError::Corrupt(format!("outbox {}: kind {}", row.id, row.kind)))?;
+        let kind = kind_of(row)?;
         let patient_id: PatientId = row
             .patient_id
             .as_deref()
@@ -311,11 +320,7 @@ impl Composer {
             Err(Decision::Skip { reason, .. }) => (self.about_as_planned(conn, row, kind)?, Some(reason)),
             Err(Decision::Send(_)) => return Err(ReminderError::Corrupt("unreachable decision".into())),
         };
-        let would_skip = would_skip.or_else(|| match (&patient.email, patient.email_consent) {
-            (None, _) => Some("the patient has no email address".into()),
-            (Some(_), false) => Some("the patient has not consented to email".into()),
-            _ => None,
-        });
+        let would_skip = would_skip.or_else(|| why_not_emailable(&patient).map(str::to_owned));
         let (email, calendar) = self.render(row, kind, &patient, &about, now)?;
         Ok(Preview {
             to: patient.email.as_ref().map(|e| e.as_str().to_owned()),
