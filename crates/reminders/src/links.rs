@@ -66,12 +66,13 @@ impl LinkSigner {
         Self { key: key.to_vec() }
     }
 
-    fn mac(&self, payload: &[u8]) -> Vec<u8> {
+    /// The keyed MAC over `payload`.
+    fn mac(&self, payload: &[u8]) -> Hmac<Sha256> {
         // HMAC accepts keys of any length; this cannot fail.
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key)
             .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
         mac.update(payload);
-        mac.finalize().into_bytes().to_vec()
+        mac
     }
 
     /// A token for the email sent from outbox row `row_id`, valid until `expires`.
@@ -80,7 +81,7 @@ impl LinkSigner {
         format!(
             "{}.{}",
             URL_SAFE_NO_PAD.encode(payload.as_bytes()),
-            URL_SAFE_NO_PAD.encode(self.mac(payload.as_bytes()))
+            URL_SAFE_NO_PAD.encode(self.mac(payload.as_bytes()).finalize().into_bytes())
         )
     }
 
@@ -89,10 +90,10 @@ impl LinkSigner {
         let (payload_b64, sig_b64) = token.split_once('.').ok_or(LinkError::Malformed)?;
         let payload = URL_SAFE_NO_PAD.decode(payload_b64).map_err(|_| LinkError::Malformed)?;
         let sig = URL_SAFE_NO_PAD.decode(sig_b64).map_err(|_| LinkError::Malformed)?;
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key)
-            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
-        mac.update(&payload);
-        mac.verify_slice(&sig).map_err(|_| LinkError::BadSignature)?;
+        // Constant-time comparison.
+        self.mac(&payload)
+            .verify_slice(&sig)
+            .map_err(|_| LinkError::BadSignature)?;
         let payload = String::from_utf8(payload).map_err(|_| LinkError::Malformed)?;
         let (row_id, expires) = payload.rsplit_once('.').ok_or(LinkError::Malformed)?;
         let expires: i64 = expires.parse().map_err(|_| LinkError::Malformed)?;
