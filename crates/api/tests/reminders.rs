@@ -972,9 +972,12 @@ async fn the_scheduler_ticks_the_dispatcher_on_its_own() {
     let mut ticker = clinic_reminders::scheduler::start_on(d.clone(), "* * * * * *")
         .await
         .expect("scheduler");
-    // Wait for the tick's effect (bounded), not for a fixed time.
+    // Wait for the tick's effects (bounded), not for a fixed time. The tick records its
+    // status after the mailer has taken the email, so wait for both.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while sent.lock().expect("sent").is_empty() && std::time::Instant::now() < deadline {
+    while (sent.lock().expect("sent").is_empty() || d.status().last_run_at.is_none())
+        && std::time::Instant::now() < deadline
+    {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     ticker.shutdown().await.expect("shutdown");
