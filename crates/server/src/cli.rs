@@ -148,7 +148,7 @@ fn reminders_run_once(settings: &Settings) -> Result<(), String> {
         db_pool,
         serve::mailer(settings)?,
         composer,
-        clinic_reminders::dispatcher::DispatchOptions::default(),
+        serve::dispatch_options(settings),
     );
     let report = runtime
         .block_on(dispatcher.run_once(clinic_store::time::now()))

@@ -33,6 +33,14 @@ pub fn prepare_data_dir(settings: &Settings) -> Result<(), String> {
 }
 
 /// The email side: templates (embedded or overridden) and the link signer.
+/// The dispatcher's options from the settings (the lease; the rest are the defaults).
+pub fn dispatch_options(settings: &Settings) -> DispatchOptions {
+    DispatchOptions {
+        lease: chrono::Duration::seconds(settings.reminder_lease_seconds),
+        ..DispatchOptions::default()
+    }
+}
+
 pub fn composer(settings: &Settings, db_pool: &clinic_store::Pool) -> Result<Arc<Composer>, String> {
     let templates =
         Templates::load(settings.template_dir.as_deref()).map_err(|e| format!("CLINIC_TEMPLATE_DIR: {e}"))?;
@@ -199,7 +207,7 @@ pub fn run(settings: Settings, scheduler: bool) -> Result<(), String> {
             dispatcher_pool,
             mailer,
             composer,
-            DispatchOptions::default(),
+            dispatch_options(&settings),
         ));
         // Kept alive for the server's lifetime; dropping it stops the ticks.
         let _ticker = if scheduler {

@@ -42,6 +42,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ),
     ("CLINIC_DB_POOL_SIZE", "db_pool_size", "10"),
     ("CLINIC_MAX_BODY_BYTES", "max_body_bytes", "65536"),
+    ("CLINIC_REMINDER_LEASE_SECONDS", "reminder_lease_seconds", "300"),
     ("CLINIC_LOG_FORMAT", "log_format", "text"),
     ("CLINIC_SEED_ON_FIRST_START", "seed_on_first_start", "true"),
 ];
@@ -90,6 +91,9 @@ pub struct Settings {
     pub template_dir: Option<PathBuf>,
     pub db_pool_size: u32,
     pub max_body_bytes: usize,
+    /// How long a dispatcher owns the emails it claimed; after a crash they go out again
+    /// once it expires. Longer than the slowest SMTP exchange of a whole batch.
+    pub reminder_lease_seconds: i64,
     pub log_format: LogFormat,
     /// Load the seed content (conditions, criteria, articles) when the database has none.
     pub seed_on_first_start: bool,
@@ -254,6 +258,7 @@ impl Settings {
         }
         let db_pool_size = parse_number(&src, "CLINIC_DB_POOL_SIZE", 10u32, 1..=256)?;
         let max_body_bytes = parse_number(&src, "CLINIC_MAX_BODY_BYTES", 65_536usize, 1024..=16 * 1024 * 1024)?;
+        let reminder_lease_seconds = parse_number(&src, "CLINIC_REMINDER_LEASE_SECONDS", 300i64, 30..=3600)?;
         let log_format = match src.get("CLINIC_LOG_FORMAT") {
             Some((v, _)) if v == "text" => LogFormat::Text,
             Some((v, _)) if v == "json" => LogFormat::Json,
@@ -284,6 +289,7 @@ impl Settings {
             template_dir,
             db_pool_size,
             max_body_bytes,
+            reminder_lease_seconds,
             log_format,
         })
     }
