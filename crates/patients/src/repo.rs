@@ -290,7 +290,7 @@ pub fn archive(
     id: PatientId,
     now: DateTime<Utc>,
 ) -> Result<Patient, PatientError> {
-    conn.transaction(|conn| {
+    dialect::write_transaction(conn, |conn| {
         let mut patient = load(conn, id)?;
         if patient.is_archived() {
             return Err(PatientError::NotFound);

@@ -34,6 +34,7 @@ where
                 .transaction_depth()
                 .map_err(E::from)?;
             if depth.is_some() {
+                #[allow(clippy::disallowed_methods)] // a savepoint inside our own transaction
                 return conn.transaction(f);
             }
             // A poisoned lock only means another writer panicked; the database rolled back.
@@ -53,6 +54,7 @@ where
                 }
             }
         }
+        #[allow(clippy::disallowed_methods)] // PostgreSQL: an ordinary transaction is right
         DbConnection::Postgresql(_) => conn.transaction(f),
     }
 }

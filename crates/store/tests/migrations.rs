@@ -127,7 +127,7 @@ fn write_transaction_commits_and_rolls_back() {
     let failed: Result<(), diesel::result::Error> = dialect::write_transaction(&mut conn, |c| {
         insert(c, "dropped")?;
         // A nested transaction becomes a savepoint inside the immediate transaction.
-        c.transaction(|c| insert(c, "nested").map(drop))?;
+        dialect::write_transaction(c, |c| insert(c, "nested").map(drop))?;
         Err(diesel::result::Error::RollbackTransaction)
     });
     assert!(failed.is_err());
