@@ -239,6 +239,14 @@ pub fn confirm(
                 appointment_requests::handled_at.eq(time::to_db(now)),
             ))
             .execute(conn)?;
+        clinic_patients::audit::record(
+            conn,
+            actor,
+            "appointment_request.confirm",
+            "appointment_request",
+            &id.to_string(),
+            now,
+        )?;
         Ok((get(conn, id)?, appointment))
     })
 }
@@ -260,6 +268,15 @@ pub fn decline(
                 appointment_requests::handled_at.eq(time::to_db(now)),
             ))
             .execute(conn)?;
+        // The request holds the requester's name and contact details: changing it is audited.
+        clinic_patients::audit::record(
+            conn,
+            actor,
+            "appointment_request.decline",
+            "appointment_request",
+            &id.to_string(),
+            now,
+        )?;
         get(conn, id)
     })
 }

@@ -1,0 +1,967 @@
+//! Every read and write of patient data leaves an audit event, proved per route through the
+//! real HTTP layer on both databases.
+//!
+//! [`AUDITED`] names each operation of the OpenAPI document that reads or writes patient
+//! data and the audit actions it must record; [`NOT_PATIENT_DATA`] names every other
+//! operation with the reason it holds none. `every_operation_is_classified` fails when an
+//! operation is in neither list (a new route must be classified), in both, or when a list
+//! names an operation the document no longer has.
+//!
+//! `every_patient_data_operation_leaves_its_audit_event` builds real fixtures (patients, a
+//! provider, appointments, a programmed and filled pump, screenings, public appointment
+//! requests, outbox rows, outreach entries), performs each operation of [`AUDITED`]
+//! successfully (2xx), and then reads `GET /api/v1/audit-events` for an event that this very
+//! call recorded: the expected action, about the record the call concerned (subject type and
+//! id), newer than the log's last event before the call, under the calling token and the
+//! call's `X-Request-Id` (the stop link, which patients follow without a token, records the
+//! system as actor). Every missing event is reported at once, naming the route.
+
+mod common;
+
+use std::cell::Cell;
+use std::collections::{BTreeMap, BTreeSet};
+
+use actix_web::http::{Method, StatusCode};
+use actix_web::test::TestRequest;
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use common::{TestApp, TestResponse};
+use serde_json::{json, Value};
+
+/// Operations that read or write patient data, by operation id, with the audit actions each
+/// must record about the record it concerned.
+const AUDITED: &[(&str, &[&str])] = &[
+    // The patient record.
+    ("create_patient", &["patient.create"]),
+    ("list_patients", &["patient.list"]),
+    ("get_patient", &["patient.read"]),
+    ("update_patient", &["patient.update"]),
+    ("archive_patient", &["patient.archive"]),
+    // Candidacy screening.
+    ("create_screening", &["screening.create"]),
+    ("list_screenings", &["screening.list"]),
+    // Appointments.
+    ("create_appointment", &["appointment.create"]),
+    ("list_appointments", &["appointment.list"]),
+    ("get_appointment", &["appointment.read"]),
+    ("reschedule_appointment", &["appointment.update"]),
+    ("cancel_appointment", &["appointment.update"]),
+    ("check_in_appointment", &["appointment.update"]),
+    ("complete_appointment", &["appointment.update"]),
+    ("mark_no_show_appointment", &["appointment.update"]),
+    ("list_appointment_history", &["appointment.read"]),
+    ("get_appointment_ics", &["appointment.read"]),
+    // Public appointment requests, as staff handle them (names and contact details).
+    ("list_appointment_requests", &["appointment_request.list"]),
+    ("get_appointment_request", &["appointment_request.read"]),
+    ("confirm_appointment_request", &["patient.create", "appointment.create"]),
+    ("decline_appointment_request", &["appointment_request.decline"]),
+    // Pumps.
+    ("create_pump", &["pump.create"]),
+    ("list_pumps", &["pump.list"]),
+    ("list_patient_pumps", &["pump.list"]),
+    ("get_pump", &["pump.read"]),
+    ("update_pump", &["pump.update"]),
+    ("create_fill", &["pump.fill"]),
+    ("list_fills", &["pump.fills"]),
+    ("create_program", &["pump.program"]),
+    ("list_programs", &["pump.programs"]),
+    ("get_pump_forecast", &["pump.read"]),
+    ("get_pump_forecast_svg", &["pump.read"]),
+    ("list_refill_slots", &["pump.read"]),
+    ("list_refill_worklist", &["pump.worklist"]),
+    // The email outbox, previews for a named patient, the outreach list, the stop link.
+    ("list_reminders", &["reminder.list"]),
+    ("get_reminder", &["reminder.read"]),
+    ("retry_reminder", &["reminder.retry"]),
+    ("void_reminder", &["reminder.void"]),
+    ("preview_email", &["patient.read"]),
+    ("list_outreach", &["outreach.list"]),
+    ("mark_outreach_done", &["outreach.done"]),
+    ("email_stop", &["patient.email_consent_withdrawn"]),
+];
+
+/// Every other operation, with why it reads or writes no patient data.
+const NOT_PATIENT_DATA: &[(&str, &str)] = &[
+    // Public submissions and pages.
+    (
+        "create_appointment_request",
+        "public: the requester sends their own details and gets only a reference back; staff access to requests is audited",
+    ),
+    ("submit_request_form", "the HTML form of create_appointment_request"),
+    ("request_form_page", "public HTML page: an empty form"),
+    ("email_stop_page", "public HTML page: checks the link's signature, reads no record"),
+    ("article_index_page", "public HTML content"),
+    ("article_page", "public HTML content"),
+    // Content.
+    ("list_articles", "public content"),
+    ("get_article", "public content"),
+    ("list_conditions", "public content"),
+    ("get_condition", "public content"),
+    ("list_editor_articles", "editorial content"),
+    ("create_article", "editorial content"),
+    ("get_editor_article", "editorial content"),
+    ("update_article", "editorial content"),
+    ("archive_article", "editorial content"),
+    ("publish_article", "editorial content"),
+    ("unpublish_article", "editorial content"),
+    ("list_article_revisions", "editorial content"),
+    ("restore_article_revision", "editorial content"),
+    ("create_condition", "editorial content"),
+    ("update_condition", "editorial content"),
+    // Catalogues and clinic-wide settings.
+    ("list_appointment_types", "catalogue of appointment types"),
+    ("update_appointment_type", "catalogue of appointment types"),
+    ("list_screening_criteria", "catalogue of screening questions"),
+    ("create_screening_criterion", "catalogue of screening questions"),
+    ("update_screening_criterion", "catalogue of screening questions"),
+    ("list_drugs", "drug catalogue"),
+    ("create_drug", "drug catalogue (audited as drug.create)"),
+    ("update_drug", "drug catalogue (audited as drug.update)"),
+    ("list_pump_models", "pump-model catalogue"),
+    ("create_pump_model", "pump-model catalogue (audited as pump_model.create)"),
+    ("update_pump_model", "pump-model catalogue (audited as pump_model.update)"),
+    ("get_forecast_policy", "clinic-wide forecast policy"),
+    (
+        "update_forecast_policy",
+        "clinic-wide policy (audited as forecast_policy.update); forecasts are recomputed, no record is returned",
+    ),
+    ("get_reminder_settings", "clinic-wide reminder policy"),
+    (
+        "update_reminder_settings",
+        "clinic-wide reminder policy (audited as reminder_settings.update)",
+    ),
+    ("get_reminder_status", "pipeline counts only"),
+    // The clinic's calendar and staff.
+    ("get_availability", "free slots only: names no appointment or patient"),
+    ("list_closures", "the clinic's closure days"),
+    ("create_closure", "the clinic's closure days"),
+    ("delete_closure", "the clinic's closure days"),
+    ("list_providers", "staff records and working hours"),
+    ("create_provider", "staff records and working hours"),
+    ("get_provider", "staff records and working hours"),
+    ("update_provider", "staff records and working hours"),
+    ("list_time_off", "a provider's time off"),
+    ("create_time_off", "a provider's time off"),
+    ("delete_time_off", "a provider's time off"),
+    ("list_feed_tokens", "a provider's calendar-feed credentials"),
+    ("create_feed_token", "a provider's calendar-feed credentials"),
+    ("revoke_feed_token", "a provider's calendar-feed credentials"),
+    (
+        "get_provider_calendar",
+        "a provider's feed: appointment times and types, no patient name or id",
+    ),
+    // Access control and operations.
+    (
+        "list_audit_events",
+        "the audit log itself (admin): reading it opens no patient record",
+    ),
+    ("list_tokens", "API credentials"),
+    ("create_token", "API credentials (audited as token.create)"),
+    ("revoke_token", "API credentials (audited as token.revoke)"),
+    ("get_health", "liveness"),
+    ("get_readiness", "readiness"),
+    ("get_metrics", "request counters by route"),
+];
+
+/// Operation id → (method, path template), from the served OpenAPI document.
+fn documented_operations() -> BTreeMap<String, (Method, String)> {
+    let doc = serde_json::to_value(clinic_api::openapi_document()).expect("json");
+    let mut ops = BTreeMap::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("item") {
+            let id = op["operationId"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{method} {path} has no operationId"))
+                .to_owned();
+            let method = Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
+            let previous = ops.insert(id.clone(), (method, path.clone()));
+            assert!(previous.is_none(), "operationId {id} is used twice");
+        }
+    }
+    ops
+}
+
+/// Whether a concrete path (query string ignored) fits a template like `/pumps/{id}/fills`.
+fn fits(template: &str, path: &str) -> bool {
+    let path = path.split('?').next().unwrap_or_default();
+    let (t, p): (Vec<&str>, Vec<&str>) = (template.split('/').collect(), path.split('/').collect());
+    t.len() == p.len()
+        && t.iter()
+            .zip(&p)
+            .all(|(t, p)| t == p || (t.starts_with('{') && t.ends_with('}') && !p.is_empty()))
+}
+
+#[test]
+fn every_operation_is_classified() {
+    let documented = documented_operations();
+    let mut listed = BTreeSet::new();
+    let mut problems = Vec::new();
+    for id in AUDITED
+        .iter()
+        .map(|(id, _)| *id)
+        .chain(NOT_PATIENT_DATA.iter().map(|(id, _)| *id))
+    {
+        if !listed.insert(id) {
+            problems.push(format!("{id} is classified twice"));
+        }
+        if !documented.contains_key(id) {
+            problems.push(format!("{id} is classified but not in the OpenAPI document"));
+        }
+    }
+    for (id, (method, path)) in &documented {
+        if !listed.contains(id.as_str()) {
+            problems.push(format!(
+                "{method} {path} ({id}) is not classified: add it to AUDITED with the audit \
+                 actions it records, or to NOT_PATIENT_DATA with the reason it holds none"
+            ));
+        }
+    }
+    for (id, actions) in AUDITED {
+        if actions.is_empty() {
+            problems.push(format!("{id} is audited but expects no action"));
+        }
+    }
+    for (id, reason) in NOT_PATIENT_DATA {
+        if reason.trim().is_empty() {
+            problems.push(format!("{id} needs a reason"));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert!(
+        AUDITED.len() >= 40 && documented.len() > 80,
+        "{} audited of {} operations",
+        AUDITED.len(),
+        documented.len()
+    );
+}
+
+// ---- the walk ---------------------------------------------------------------------------
+
+/// Monday 2027-01-04, 12:00 in Chicago.
+fn base_time() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2027, 1, 4, 18, 0, 0).single().expect("instant")
+}
+
+const CRITERIA: [&str; 8] = [
+    "medication_dependence",
+    "conservative_treatment_failed",
+    "surgery_not_expected_to_help",
+    "no_drug_contraindication",
+    "psychological_evaluation_passed",
+    "no_active_infection",
+    "bleeding_risk_managed",
+    "successful_trial",
+];
+
+/// The operation's own call: what was sent, what came back, and the newest audit event id
+/// before it was sent.
+struct Call {
+    method: Method,
+    path: String,
+    before: i64,
+    res: TestResponse,
+}
+
+/// The record a call concerned, which its audit events must name.
+struct Subject {
+    kind: &'static str,
+    id: String,
+    /// Made with the staff token (else by a patient following a link: the system acts).
+    by_token: bool,
+}
+
+impl Subject {
+    fn patient(id: &str) -> Self {
+        Self {
+            kind: "patient",
+            id: id.to_owned(),
+            by_token: true,
+        }
+    }
+}
+
+struct Walk {
+    app: TestApp,
+    /// A staff token holding every scope patient data needs (not admin), and its id.
+    staff: String,
+    staff_id: String,
+    provider: String,
+    /// A patient who consents to email, with a programmed and filled pump due in two days.
+    patient: String,
+    pump: String,
+    slots: Cell<usize>,
+    serials: Cell<usize>,
+    addresses: Cell<u8>,
+}
+
+fn id_of(v: &Value) -> String {
+    v["id"].as_str().unwrap_or_else(|| panic!("no id in {v}")).to_owned()
+}
+
+fn created(res: TestResponse, what: &str) -> Value {
+    assert!(res.status.is_success(), "{what}: {} {}", res.status, res.text());
+    res.json()
+}
+
+impl Walk {
+    async fn new() -> Self {
+        let app = TestApp::new().await;
+        app.clock.set(base_time());
+        {
+            let mut conn = clinic_store::pool::get(&app.pool).expect("connection");
+            let now = app.state.now();
+            clinic_scheduling::types::seed(&mut conn, now).expect("types");
+            clinic_pumps::catalog::seed(&mut conn, now).expect("pump catalogue");
+            clinic_content::seed::run(&mut conn, now).expect("content");
+        }
+        let token = created(
+            app.post(
+                "/api/v1/tokens",
+                &app.admin,
+                json!({"name": "audit walk", "scopes": ["patients:read", "patients:write",
+                       "scheduling:write", "pumps:read", "pumps:write", "reminders:admin"]}),
+            )
+            .await,
+            "staff token",
+        );
+        let staff = token["secret"].as_str().expect("secret").to_owned();
+        let hours: Vec<Value> = ["monday", "tuesday", "wednesday", "thursday", "friday"]
+            .iter()
+            .map(|d| json!({"weekday": d, "start": "08:00", "end": "17:00"}))
+            .collect();
+        let provider = id_of(&created(
+            app.post(
+                "/api/v1/providers",
+                &staff,
+                json!({"name": "Dr. Ana Ruiz", "role": "pain physician", "time_zone": "America/Chicago", "hours": hours}),
+            )
+            .await,
+            "provider",
+        ));
+        let patient = id_of(&app.create_patient("Ray", "Quinn").await);
+        let mut walk = Self {
+            app,
+            staff,
+            staff_id: id_of(&token),
+            provider,
+            patient,
+            pump: String::new(),
+            slots: Cell::new(0),
+            serials: Cell::new(0),
+            addresses: Cell::new(0),
+        };
+        let pump = walk.new_pump(&walk.patient).await;
+        walk.program(&pump).await;
+        walk.fill(&pump).await;
+        walk.pump = pump;
+        walk
+    }
+
+    /// The newest audit event's id (0 for an empty log).
+    async fn last_event_id(&self) -> i64 {
+        let res = self.app.get("/api/v1/audit-events?limit=1", &self.app.admin).await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+        res.json()["items"][0]["id"].as_i64().unwrap_or(0)
+    }
+
+    /// The operation's call with the staff token.
+    async fn op(&self, method: Method, path: &str, body: Option<Value>) -> Call {
+        let before = self.last_event_id().await;
+        let res = self.app.call(method.clone(), path, Some(&self.staff), body).await;
+        Call {
+            method,
+            path: path.to_owned(),
+            before,
+            res,
+        }
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        let res = self.app.get(path, &self.staff).await;
+        assert_eq!(res.status, StatusCode::OK, "GET {path}: {}", res.text());
+        res.json()
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Value {
+        created(self.app.post(path, &self.staff, body).await, path)
+    }
+
+    /// A fresh start for a consultation (60 min + 10 buffer): weekdays from Tuesday 5
+    /// January, every two hours from 08:00 Chicago, never the same twice.
+    fn slot(&self) -> String {
+        const DAYS: [u32; 14] = [5, 6, 7, 8, 11, 12, 13, 14, 15, 18, 19, 20, 21, 22];
+        const HOURS: [u32; 4] = [8, 10, 12, 14];
+        let n = self.slots.get();
+        self.slots.set(n + 1);
+        let day = DAYS.get(n / HOURS.len()).expect("a free slot left");
+        format!("2027-01-{day:02}T{:02}:00:00-06:00", HOURS[n % HOURS.len()])
+    }
+
+    fn booking(&self, patient: &str, start: &str) -> Value {
+        json!({"patient_id": patient, "provider_id": self.provider, "appointment_type": "consultation", "start": start})
+    }
+
+    async fn book(&self, patient: &str) -> Value {
+        let start = self.slot();
+        self.post("/api/v1/appointments", self.booking(patient, &start)).await
+    }
+
+    async fn new_patient(&self, given: &str) -> String {
+        id_of(&self.app.create_patient(given, "Walker").await)
+    }
+
+    fn pump_body(&self, patient: &str) -> Value {
+        let n = self.serials.get();
+        self.serials.set(n + 1);
+        json!({"patient_id": patient, "model": "synchromed-ii-20", "serial_number": format!("AUD{n:06}H"),
+               "implanted_on": "2026-06-01"})
+    }
+
+    async fn new_pump(&self, patient: &str) -> String {
+        id_of(&self.post("/api/v1/pumps", self.pump_body(patient)).await)
+    }
+
+    fn program_body() -> Value {
+        json!({"effective_at": "2027-01-04T09:00:00-06:00", "kind": "continuous", "daily_dose": "20"})
+    }
+
+    /// 10 mg/mL at 20 mg/day in a 20 mL pump: due on Wednesday 6 January.
+    fn fill_body() -> Value {
+        json!({"filled_at": "2027-01-04T09:00:00-06:00", "drug": "morphine", "concentration": "10",
+               "concentration_unit": "mg/mL", "volume_ml": "20.0", "residual_ml": "0", "clinician": "R. Alvarez, RN"})
+    }
+
+    async fn program(&self, pump: &str) {
+        self.post(&format!("/api/v1/pumps/{pump}/programs"), Self::program_body())
+            .await;
+    }
+
+    async fn fill(&self, pump: &str) {
+        self.post(&format!("/api/v1/pumps/{pump}/fills"), Self::fill_body())
+            .await;
+    }
+
+    async fn screen(&self, patient: &str) -> Call {
+        let answers: Vec<Value> = CRITERIA
+            .iter()
+            .map(|c| json!({"criterion": c, "answer": "yes"}))
+            .collect();
+        self.op(
+            Method::POST,
+            &format!("/api/v1/patients/{patient}/screenings"),
+            Some(json!({"clinician": "Dr. R. Alvarez", "screened_on": "2027-01-04", "answers": answers})),
+        )
+        .await
+    }
+
+    /// Submits a public request from a fresh address; returns the request as staff see it.
+    async fn request(&self) -> Value {
+        let n = self.addresses.get();
+        self.addresses.set(n + 1);
+        let res = self
+            .app
+            .send(
+                TestRequest::post()
+                    .uri("/api/v1/appointment-requests")
+                    .peer_addr(std::net::SocketAddr::from(([198, 51, 100, n], 40000)))
+                    .set_json(
+                        json!({"given_name": "Maria", "family_name": "Lopez", "email": "maria@example.org",
+                        "phone": "(312) 555-0142", "preferred_times": "Weekday mornings", "reason": "consultation",
+                        "consent_to_contact": true}),
+                    ),
+            )
+            .await;
+        let reference = created(res, "public request")["reference"]
+            .as_str()
+            .expect("reference")
+            .to_owned();
+        let list = self.get("/api/v1/appointment-requests?status=new&limit=100").await;
+        list["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .find(|r| r["reference"] == reference.as_str())
+            .unwrap_or_else(|| panic!("request {reference} not listed: {list}"))
+            .clone()
+    }
+
+    /// The pending confirmation email of a booking.
+    async fn confirmation_row(&self, appointment: &Value) -> Value {
+        let patient = appointment["patient_id"].as_str().expect("patient");
+        let rows = self
+            .get(&format!(
+                "/api/v1/reminders?patient_id={patient}&kind=appointment_confirmation&limit=100"
+            ))
+            .await;
+        rows["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .find(|r| r["subject_id"] == appointment["id"])
+            .unwrap_or_else(|| panic!("no confirmation row for {appointment}: {rows}"))
+            .clone()
+    }
+
+    /// A consenting patient with a booking, and the stop link of their confirmation email.
+    async fn stop_link(&self, given: &str) -> (String, String) {
+        let patient = self.new_patient(given).await;
+        let appointment = self.book(&patient).await;
+        let row = self.confirmation_row(&appointment).await;
+        let url = self.app.state.composer.stop_url(&id_of(&row), self.app.state.now());
+        let path = url
+            .strip_prefix("http://clinic.test")
+            .unwrap_or_else(|| panic!("stop link {url}"))
+            .to_owned();
+        (patient, path)
+    }
+
+    /// A patient who followed their stop link: staff now have an outreach entry to phone them.
+    async fn stopped_patient(&self, given: &str) -> String {
+        let (patient, path) = self.stop_link(given).await;
+        let res = self.app.call(Method::POST, &path, None, None).await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+        patient
+    }
+
+    /// Performs one operation successfully, with its fixtures, and says whom it concerned.
+    async fn perform(&self, operation: &str) -> (Call, Subject) {
+        let p = self.patient.as_str();
+        let pump = self.pump.as_str();
+        match operation {
+            "create_patient" => {
+                let call = self
+                    .op(
+                        Method::POST,
+                        "/api/v1/patients",
+                        Some(
+                            json!({"given_name": "Ada", "family_name": "Stone", "email": "ada.stone@example.org",
+                                    "email_consent": true}),
+                        ),
+                    )
+                    .await;
+                let id = call.res.json()["id"].as_str().unwrap_or_default().to_owned();
+                (call, Subject::patient(&id))
+            }
+            "list_patients" => (
+                self.op(Method::GET, "/api/v1/patients?limit=100", None).await,
+                Subject::patient(p),
+            ),
+            "get_patient" => (
+                self.op(Method::GET, &format!("/api/v1/patients/{p}"), None).await,
+                Subject::patient(p),
+            ),
+            "update_patient" => {
+                let id = self.new_patient("Bea").await;
+                let body = json!({"version": 1, "phone": "+13125550199"});
+                (
+                    self.op(Method::PATCH, &format!("/api/v1/patients/{id}"), Some(body))
+                        .await,
+                    Subject::patient(&id),
+                )
+            }
+            "archive_patient" => {
+                let id = self.new_patient("Cal").await;
+                (
+                    self.op(Method::DELETE, &format!("/api/v1/patients/{id}"), None).await,
+                    Subject::patient(&id),
+                )
+            }
+            "create_screening" => (self.screen(p).await, Subject::patient(p)),
+            "list_screenings" => {
+                let first = self.screen(p).await;
+                assert!(first.res.status.is_success(), "{}", first.res.text());
+                (
+                    self.op(Method::GET, &format!("/api/v1/patients/{p}/screenings"), None)
+                        .await,
+                    Subject::patient(p),
+                )
+            }
+            "create_appointment" => {
+                let body = self.booking(p, &self.slot());
+                (
+                    self.op(Method::POST, "/api/v1/appointments", Some(body)).await,
+                    Subject::patient(p),
+                )
+            }
+            "list_appointments" => {
+                self.book(p).await;
+                (
+                    self.op(Method::GET, &format!("/api/v1/appointments?patient_id={p}"), None)
+                        .await,
+                    Subject::patient(p),
+                )
+            }
+            "get_appointment" | "list_appointment_history" | "get_appointment_ics" => {
+                let a = id_of(&self.book(p).await);
+                let path = match operation {
+                    "get_appointment" => format!("/api/v1/appointments/{a}"),
+                    "list_appointment_history" => format!("/api/v1/appointments/{a}/history"),
+                    _ => format!("/api/v1/appointments/{a}/ics"),
+                };
+                (self.op(Method::GET, &path, None).await, Subject::patient(p))
+            }
+            "reschedule_appointment" => {
+                let a = id_of(&self.book(p).await);
+                let body = json!({"start": self.slot()});
+                (
+                    self.op(
+                        Method::POST,
+                        &format!("/api/v1/appointments/{a}/reschedule"),
+                        Some(body),
+                    )
+                    .await,
+                    Subject::patient(p),
+                )
+            }
+            "cancel_appointment" => {
+                let a = id_of(&self.book(p).await);
+                (
+                    self.op(
+                        Method::POST,
+                        &format!("/api/v1/appointments/{a}/cancel"),
+                        Some(json!({"reason": "patient called"})),
+                    )
+                    .await,
+                    Subject::patient(p),
+                )
+            }
+            "check_in_appointment" => {
+                let a = id_of(&self.book(p).await);
+                (
+                    self.op(
+                        Method::POST,
+                        &format!("/api/v1/appointments/{a}/check-in"),
+                        Some(json!({})),
+                    )
+                    .await,
+                    Subject::patient(p),
+                )
+            }
+            "complete_appointment" => {
+                let a = id_of(&self.book(p).await);
+                self.post(&format!("/api/v1/appointments/{a}/check-in"), json!({}))
+                    .await;
+                (
+                    self.op(
+                        Method::POST,
+                        &format!("/api/v1/appointments/{a}/complete"),
+                        Some(json!({})),
+                    )
+                    .await,
+                    Subject::patient(p),
+                )
+            }
+            "mark_no_show_appointment" => {
+                let a = self.book(p).await;
+                // A no-show is only possible once the appointment has begun.
+                let start: DateTime<Utc> = a["start"].as_str().expect("start").parse().expect("instant");
+                self.app.clock.set(start + Duration::hours(1));
+                let call = self
+                    .op(
+                        Method::POST,
+                        &format!("/api/v1/appointments/{}/no-show", id_of(&a)),
+                        Some(json!({})),
+                    )
+                    .await;
+                self.app.clock.set(base_time());
+                (call, Subject::patient(p))
+            }
+            "list_appointment_requests" => {
+                let r = self.request().await;
+                (
+                    self.op(Method::GET, "/api/v1/appointment-requests?status=new&limit=100", None)
+                        .await,
+                    Subject {
+                        kind: "appointment_request",
+                        id: id_of(&r),
+                        by_token: true,
+                    },
+                )
+            }
+            "get_appointment_request" | "decline_appointment_request" => {
+                let r = id_of(&self.request().await);
+                let call = if operation == "get_appointment_request" {
+                    self.op(Method::GET, &format!("/api/v1/appointment-requests/{r}"), None)
+                        .await
+                } else {
+                    self.op(
+                        Method::POST,
+                        &format!("/api/v1/appointment-requests/{r}/decline"),
+                        Some(json!({"reason": "We do not treat this condition."})),
+                    )
+                    .await
+                };
+                (
+                    call,
+                    Subject {
+                        kind: "appointment_request",
+                        id: r,
+                        by_token: true,
+                    },
+                )
+            }
+            "confirm_appointment_request" => {
+                let r = id_of(&self.request().await);
+                let body = json!({"provider_id": self.provider, "start": self.slot()});
+                let call = self
+                    .op(
+                        Method::POST,
+                        &format!("/api/v1/appointment-requests/{r}/confirm"),
+                        Some(body),
+                    )
+                    .await;
+                let patient = call.res.json()["appointment"]["patient_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                (call, Subject::patient(&patient))
+            }
+            "create_pump" => {
+                let body = self.pump_body(p);
+                (
+                    self.op(Method::POST, "/api/v1/pumps", Some(body)).await,
+                    Subject::patient(p),
+                )
+            }
+            "list_pumps" => (
+                self.op(Method::GET, "/api/v1/pumps?limit=100", None).await,
+                Subject::patient(p),
+            ),
+            "list_patient_pumps" => (
+                self.op(Method::GET, &format!("/api/v1/patients/{p}/pumps"), None).await,
+                Subject::patient(p),
+            ),
+            "get_pump"
+            | "list_fills"
+            | "list_programs"
+            | "get_pump_forecast"
+            | "get_pump_forecast_svg"
+            | "list_refill_slots" => {
+                let path = match operation {
+                    "get_pump" => format!("/api/v1/pumps/{pump}"),
+                    "list_fills" => format!("/api/v1/pumps/{pump}/fills"),
+                    "list_programs" => format!("/api/v1/pumps/{pump}/programs"),
+                    "get_pump_forecast" => format!("/api/v1/pumps/{pump}/forecast"),
+                    "get_pump_forecast_svg" => format!("/api/v1/pumps/{pump}/forecast.svg"),
+                    _ => format!("/api/v1/pumps/{pump}/refill-slots"),
+                };
+                (self.op(Method::GET, &path, None).await, Subject::patient(p))
+            }
+            "update_pump" => {
+                let id = self.new_pump(p).await;
+                (
+                    self.op(
+                        Method::PATCH,
+                        &format!("/api/v1/pumps/{id}"),
+                        Some(json!({"version": 1, "alarm_ml": "3.0"})),
+                    )
+                    .await,
+                    Subject::patient(p),
+                )
+            }
+            "create_program" => {
+                let id = self.new_pump(p).await;
+                (
+                    self.op(
+                        Method::POST,
+                        &format!("/api/v1/pumps/{id}/programs"),
+                        Some(Self::program_body()),
+                    )
+                    .await,
+                    Subject::patient(p),
+                )
+            }
+            "create_fill" => {
+                let id = self.new_pump(p).await;
+                self.program(&id).await;
+                (
+                    self.op(
+                        Method::POST,
+                        &format!("/api/v1/pumps/{id}/fills"),
+                        Some(Self::fill_body()),
+                    )
+                    .await,
+                    Subject::patient(p),
+                )
+            }
+            "list_refill_worklist" => (
+                self.op(Method::GET, "/api/v1/worklists/refills?within_days=14", None)
+                    .await,
+                Subject::patient(p),
+            ),
+            "list_reminders" => {
+                self.book(p).await;
+                (
+                    self.op(Method::GET, &format!("/api/v1/reminders?patient_id={p}"), None)
+                        .await,
+                    Subject::patient(p),
+                )
+            }
+            "get_reminder" | "void_reminder" | "retry_reminder" => {
+                let appointment = self.book(p).await;
+                let row = id_of(&self.confirmation_row(&appointment).await);
+                let call = match operation {
+                    "get_reminder" => self.op(Method::GET, &format!("/api/v1/reminders/{row}"), None).await,
+                    "void_reminder" => {
+                        self.op(Method::POST, &format!("/api/v1/reminders/{row}/void"), Some(json!({})))
+                            .await
+                    }
+                    _ => {
+                        // Only a failed or void email can be sent again.
+                        self.post(&format!("/api/v1/reminders/{row}/void"), json!({})).await;
+                        self.op(Method::POST, &format!("/api/v1/reminders/{row}/retry"), Some(json!({})))
+                            .await
+                    }
+                };
+                (call, Subject::patient(p))
+            }
+            "preview_email" => (
+                self.op(
+                    Method::POST,
+                    "/api/v1/reminders/preview",
+                    Some(json!({"kind": "appointment_reminder", "patient_id": p})),
+                )
+                .await,
+                Subject::patient(p),
+            ),
+            "list_outreach" => {
+                let q = self.stopped_patient("Dee").await;
+                (
+                    self.op(Method::GET, &format!("/api/v1/worklists/outreach?patient_id={q}"), None)
+                        .await,
+                    Subject::patient(&q),
+                )
+            }
+            "mark_outreach_done" => {
+                let q = self.stopped_patient("Eve").await;
+                let entries = self.get(&format!("/api/v1/worklists/outreach?patient_id={q}")).await;
+                let entry = id_of(&entries["items"][0]);
+                (
+                    self.op(
+                        Method::POST,
+                        &format!("/api/v1/worklists/outreach/{entry}/done"),
+                        Some(json!({"note": "Called; agreed to phone reminders."})),
+                    )
+                    .await,
+                    Subject::patient(&q),
+                )
+            }
+            "email_stop" => {
+                let (q, path) = self.stop_link("Fay").await;
+                // The patient follows the link from their email: no token.
+                let before = self.last_event_id().await;
+                let res = self.app.call(Method::POST, &path, None, None).await;
+                (
+                    Call {
+                        method: Method::POST,
+                        path,
+                        before,
+                        res,
+                    },
+                    Subject {
+                        kind: "patient",
+                        id: q,
+                        by_token: false,
+                    },
+                )
+            }
+            other => panic!("no call is written for the audited operation {other}"),
+        }
+    }
+
+    /// Events recorded since `before`, for the failure message.
+    async fn events_since(&self, before: i64) -> Vec<String> {
+        let res = self.app.get("/api/v1/audit-events?limit=100", &self.app.admin).await;
+        res.json()["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter(|e| e["id"].as_i64().unwrap_or(0) > before)
+            .map(|e| format!("{} on {} {}", e["action"], e["subject_type"], e["subject_id"]))
+            .collect()
+    }
+
+    /// Why the call's audit event for `action` is missing, or `None` when it is there.
+    async fn missing_event(&self, call: &Call, subject: &Subject, action: &str) -> Option<String> {
+        let res = self
+            .app
+            .get(
+                &format!(
+                    "/api/v1/audit-events?action={action}&subject_id={}&limit=100",
+                    subject.id
+                ),
+                &self.app.admin,
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+        let request_id = call.res.header("x-request-id");
+        let found = res.json()["items"].as_array().expect("items").iter().any(|e| {
+            let actor_ok = if subject.by_token {
+                e["actor_token_id"] == self.staff_id.as_str()
+                    && request_id.is_some()
+                    && e["request_id"].as_str() == request_id.as_deref()
+            } else {
+                e["actor_token_id"].is_null()
+            };
+            e["id"].as_i64().unwrap_or(0) > call.before && e["subject_type"] == subject.kind && actor_ok
+        });
+        if found {
+            return None;
+        }
+        Some(format!(
+            "no audit event `{action}` about {} {} was recorded {}; this call recorded: {:?}",
+            subject.kind,
+            subject.id,
+            if subject.by_token {
+                "under the staff token and this request's X-Request-Id"
+            } else {
+                "with the system as actor"
+            },
+            self.events_since(call.before).await
+        ))
+    }
+}
+
+#[actix_web::test]
+async fn every_patient_data_operation_leaves_its_audit_event() {
+    let documented = documented_operations();
+    let w = Walk::new().await;
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for (operation, actions) in AUDITED {
+        let (method, template) = documented
+            .get(*operation)
+            .unwrap_or_else(|| panic!("{operation} is not in the OpenAPI document"));
+        let (call, subject) = w.perform(operation).await;
+        assert!(
+            call.method == *method && fits(template, &call.path),
+            "{operation} is {method} {template}, but the walk called {} {}",
+            call.method,
+            call.path
+        );
+        let label = format!("{} {} ({operation})", call.method, call.path);
+        if !call.res.status.is_success() {
+            failures.push(format!(
+                "{label}: the call itself failed: {} {}",
+                call.res.status,
+                call.res.text()
+            ));
+            continue;
+        }
+        assert!(!subject.id.is_empty(), "{label}: no subject in {}", call.res.text());
+        for action in *actions {
+            if let Some(why) = w.missing_event(&call, &subject, action).await {
+                failures.push(format!("{label} ({}): {why}", call.res.status));
+            }
+            checked += 1;
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} expected audit events are missing across the {} patient-data operations:\n{}",
+        failures.len(),
+        AUDITED.len(),
+        failures.join("\n")
+    );
+    assert!(checked >= AUDITED.len());
+}
