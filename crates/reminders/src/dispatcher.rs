@@ -166,8 +166,12 @@ impl Dispatcher {
             planned,
             ..Report::default()
         };
+        // A run can outlast the lease (a backlog, a slow relay): each batch's lease and records
+        // count from when that batch starts, not from the tick, or another instance would
+        // take the later batches back while this one is still sending them.
+        let started = std::time::Instant::now();
         loop {
-            let batch = self.dispatch_batch(now).await?;
+            let batch = self.dispatch_batch(later(now, started)).await?;
             report += batch;
             if batch.claimed < usize::try_from(self.options.batch).unwrap_or(usize::MAX) {
                 return Ok(report);
@@ -175,8 +179,10 @@ impl Dispatcher {
         }
     }
 
-    /// Claims one batch, sends it, records the outcomes.
+    /// Claims one batch at `now`, sends it, records the outcomes (at `now` plus the time the
+    /// sending took).
     pub async fn dispatch_batch(&self, now: DateTime<Utc>) -> Result<Report, ReminderError> {
+        let started = std::time::Instant::now();
         let (composer, options) = (self.composer.clone(), self.options);
         let decided: Vec<(OutboxRow, Result<Decision, String>)> = self
             .blocking(move |conn| {
@@ -211,15 +217,26 @@ impl Dispatcher {
             .buffer_unordered(self.options.concurrency.max(1))
             .collect()
             .await;
-        self.blocking(move |conn| record(conn, outcomes, claimed, now)).await
+        let done = later(now, started);
+        self.blocking(move |conn| record(conn, outcomes, claimed, now, done))
+            .await
     }
 }
 
-/// Writes a batch's outcomes in one transaction.
+/// `now` moved on by the real time elapsed since `started`: runs are given the tick's instant
+/// (a fake clock in tests), and this keeps their later steps in step with it.
+fn later(now: DateTime<Utc>, started: std::time::Instant) -> DateTime<Utc> {
+    now + Duration::from_std(started.elapsed()).unwrap_or_default()
+}
+
+/// Writes a batch's outcomes in one transaction, at `now` (when sending ended). A failure's
+/// retry counts from `attempted` (when the batch was claimed, on the tick), so that a
+/// 1-minute backoff is due at the next tick, not the one after.
 fn record(
     conn: &mut DbConnection,
     outcomes: Vec<(OutboxRow, Outcome)>,
     claimed: usize,
+    attempted: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<Report, ReminderError> {
     dialect::write_transaction(conn, |conn| {
@@ -241,7 +258,7 @@ fn record(
                     report.skipped += 1;
                 }
                 Outcome::Failed(e) => {
-                    let state = outbox::mark_failed(conn, &row.id, &e.message, e.permanent, now)?;
+                    let state = outbox::mark_failed(conn, &row.id, &e.message, e.permanent, attempted)?;
                     tracing::warn!(row = %row.id, kind = %row.kind, permanent = e.permanent, %state, "reminders: send failed");
                     if state == "failed" {
                         report.failed += 1;

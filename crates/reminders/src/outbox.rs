@@ -233,6 +233,14 @@ pub fn backoff(attempts: i64) -> Duration {
     Duration::minutes(1i64 << (attempts - 1).clamp(0, 9)).min(Duration::hours(6))
 }
 
+/// When to try again after the `attempts`-th failure at `now`: the backoff later, on a whole
+/// second, since ticks fire a few milliseconds after the minute and a retry due at
+/// 10:01:00.004 would miss the 10:01:00.002 tick by a hair and wait a minute more.
+fn retry_at(now: DateTime<Utc>, attempts: i64) -> DateTime<Utc> {
+    let at = now + backoff(attempts);
+    chrono::DurationRound::duration_trunc(at, Duration::seconds(1)).unwrap_or(at)
+}
+
 /// A send failed: retry later with backoff, or give up when it is permanent or has failed
 /// too often. Returns the new state.
 pub fn mark_failed(
@@ -251,7 +259,7 @@ pub fn mark_failed(
                 outbox::state.eq(state),
                 outbox::lease_until.eq(None::<NaiveDateTime>),
                 outbox::last_error.eq(error.chars().take(500).collect::<String>()),
-                outbox::next_attempt_at.eq(time::to_db(now + backoff(row.attempts))),
+                outbox::next_attempt_at.eq(time::to_db(retry_at(now, row.attempts))),
                 outbox::updated_at.eq(time::to_db(now)),
             ))
             .execute(conn)?;
@@ -348,4 +356,25 @@ pub fn health(conn: &mut DbConnection, now: DateTime<Utc>) -> Result<Health, Sto
         expired_leases,
         failed: count(conn, "failed")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn a_retry_is_due_on_the_whole_second_so_the_next_tick_takes_it() {
+        let failed = Utc.with_ymd_and_hms(2027, 1, 4, 10, 0, 0).single().expect("instant") + Duration::milliseconds(4);
+        let next_tick =
+            Utc.with_ymd_and_hms(2027, 1, 4, 10, 1, 0).single().expect("instant") + Duration::milliseconds(2);
+        let at = retry_at(failed, 1);
+        assert!(at <= next_tick, "{at} misses the tick at {next_tick}");
+        assert_eq!(at, next_tick - Duration::milliseconds(2));
+        assert_eq!(
+            retry_at(failed, 3) - at,
+            Duration::minutes(3),
+            "4 minutes after the third"
+        );
+    }
 }
