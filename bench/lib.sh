@@ -6,7 +6,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-BIN="$ROOT/target/release/clinic"
+BIN="${CLINIC_BIN:-$ROOT/target/release/clinic}"
 PG_ADMIN_URL="${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 BENCH_DURATION="${BENCH_DURATION:-10s}"
 BENCH_CONNECTIONS="${BENCH_CONNECTIONS:-32}"
@@ -17,7 +17,7 @@ need() { command -v "$1" >/dev/null 2>&1 || { echo "bench: '$1' is required ($2)
 build_release() {
     need wrk "Debian: apt-get install wrk"
     need curl "Debian: apt-get install curl"
-    (cd "$ROOT" && cargo build --release -q -p clinic-server)
+    [ -n "${CLINIC_BIN:-}" ] || (cd "$ROOT" && cargo build --release -q -p clinic-server)
 }
 
 # start_server BACKEND PORT → sets SERVER_PID, TOKEN, BASE, WORKDIR, PG_DB
