@@ -115,25 +115,38 @@ fn field_error(path: &str, message: &str, whole: &str) -> clinic_domain::FieldEr
 
 /// Deserialises `body`, mapping serde's error to a field-level problem.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let inner = e.inner();
-        let message = inner.to_string();
-        if inner.is_syntax() || inner.is_eof() {
-            return ApiError::BadRequest {
-                code: "malformed_json",
-                detail: format!("the body is not valid JSON: {message}"),
-                field: None,
-            };
-        }
-        ApiError::Validation(field_error(&e.path().to_string(), &message, "body").into())
-    })?;
-    de.end().map_err(|_| ApiError::BadRequest {
+    let mut json: serde_json::Value = serde_json::from_slice(body).map_err(|e| ApiError::BadRequest {
         code: "malformed_json",
-        detail: "trailing characters after the JSON value".into(),
+        detail: format!("the body is not valid JSON: {e}"),
         field: None,
     })?;
-    Ok(value)
+    integral_floats_as_integers(&mut json);
+    serde_path_to_error::deserialize(json).map_err(|e| {
+        let message = e.inner().to_string();
+        ApiError::Validation(field_error(&e.path().to_string(), &message, "body").into())
+    })
+}
+
+/// JSON Schema counts `3.0` as an integer, so a client (or a generated one) may send it
+/// where the schema says `integer`; serde would refuse it. Whole floats that fit become
+/// integers; fields typed as numbers read them the same either way.
+fn integral_floats_as_integers(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            if let Some(f) = n.as_f64() {
+                // Only below 2^53, where every whole f64 is exact: a larger literal (say
+                // -9223372036854775809, beyond i64) reaches us rounded and must stay refused.
+                const EXACT: f64 = 9_007_199_254_740_992.0;
+                if f.fract() == 0.0 && (-EXACT..=EXACT).contains(&f) {
+                    *value = Value::from(f as i64);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_floats_as_integers),
+        Value::Object(fields) => fields.values_mut().for_each(integral_floats_as_integers),
+        _ => {}
+    }
 }
 
 fn backticked(message: &str) -> Option<&str> {

@@ -10,6 +10,59 @@ use crate::problem::Problem;
 
 pub const BEARER: &str = "bearer";
 
+/// An IANA time zone name, exactly as the tz database spells it (`America/Chicago`): the
+/// list the server accepts, so generated clients can offer it.
+pub struct TimeZoneName;
+
+impl PartialSchema for TimeZoneName {
+    fn schema() -> RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some("An IANA time zone name, e.g. `America/Chicago`."))
+            .enum_values(Some(chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name())))
+            .into()
+    }
+}
+
+impl ToSchema for TimeZoneName {}
+
+/// A slug (`living-with-a-pump`): what content URLs and links between content use.
+pub struct SlugText;
+
+impl PartialSchema for SlugText {
+    fn schema() -> RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some("Lower-case letters and digits in words joined by single hyphens."))
+            .pattern(Some(r"^[a-z0-9]+(-[a-z0-9]+)*$"))
+            .max_length(Some(100))
+            .into()
+    }
+}
+
+impl ToSchema for SlugText {}
+
+/// An article tag: a slug of at most 40 characters, upper case folded to lower.
+pub struct TagText;
+
+impl PartialSchema for TagText {
+    fn schema() -> RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(
+                "Letters and digits in words joined by single hyphens; stored in lower case.",
+            ))
+            .pattern(Some(r"^[A-Za-z0-9]+(-[A-Za-z0-9]+)*$"))
+            .max_length(Some(40))
+            .into()
+    }
+}
+
+impl ToSchema for TagText {}
+
 pub fn base() -> OpenApi {
     OpenApiBuilder::new()
         .info(
@@ -159,6 +212,44 @@ pub fn finish(mut api: OpenApi) -> OpenApi {
 /// in CI): every response has a description (OpenAPI requires one; utoipa drops an empty one),
 /// and a page's items point at the item schema instead of copying it, so a generated client
 /// has one `ReminderResponse` type, not one per list.
+/// What the server checks on free text (names, summaries, reasons, notes): after trimming
+/// (Unicode white space) something is left, and no control character but a line feed. The
+/// explicit white-space class is Rust's `char::is_whitespace`, so that generators and the
+/// server agree on what "blank" is.
+pub const PRINTABLE_TEXT: &str = r"^[^\x00-\x09\x0b-\x1f\x7f-\x9f]*[^\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\x00-\x1f\x7f-\x9f][^\x00-\x09\x0b-\x1f\x7f-\x9f]*$";
+
+/// [`PRINTABLE_TEXT`] on one line: no line feed either.
+pub const PRINTABLE_LINE: &str = r"^[^\x00-\x1f\x7f-\x9f]*[^\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$";
+
+/// Every required-text property (a string with `minLength` ≥ 1 and no pattern, format or
+/// enum of its own) gets [`PRINTABLE_TEXT`], and every `format: text-line` property (names,
+/// titles: `#[schema(format = "text-line")]`) gets [`PRINTABLE_LINE`]: one rule here rather
+/// than the same long literal on dozens of fields. Codes and slugs carry their own pattern.
+fn printable_text_pattern(schema: &mut serde_json::Value) {
+    let Some(properties) = schema.get_mut("properties").and_then(|p| p.as_object_mut()) else {
+        return;
+    };
+    for property in properties.values_mut() {
+        let Some(p) = property.as_object_mut() else {
+            continue;
+        };
+        let is_string = p
+            .get("type")
+            .is_some_and(|t| t == "string" || t.as_array().is_some_and(|a| a.iter().any(|x| x == "string")));
+        if !is_string || p.contains_key("pattern") {
+            continue;
+        }
+        if p.get("format").is_some_and(|f| f == "text-line") {
+            p.insert("pattern".into(), serde_json::Value::from(PRINTABLE_LINE));
+            continue;
+        }
+        let required_text = p.get("minLength").and_then(|m| m.as_u64()).is_some_and(|m| m >= 1);
+        if required_text && !p.contains_key("format") && !p.contains_key("enum") {
+            p.insert("pattern".into(), serde_json::Value::from(PRINTABLE_TEXT));
+        }
+    }
+}
+
 fn tidy_for_generators(api: OpenApi) -> OpenApi {
     let Ok(mut doc) = serde_json::to_value(&api) else {
         return api;
@@ -186,6 +277,9 @@ fn tidy_for_generators(api: OpenApi) -> OpenApi {
         }
     }
     if let Some(schemas) = doc["components"]["schemas"].as_object_mut() {
+        for schema in schemas.values_mut() {
+            printable_text_pattern(schema);
+        }
         let names: Vec<String> = schemas.keys().cloned().collect();
         for name in &names {
             let Some(item) = name.strip_prefix("Page_") else {

@@ -81,7 +81,30 @@ fn html_response(status: StatusCode, html: Bytes) -> HttpResponse {
 #[utoipa::path(
     tag = "pages",
     security(()),
-    responses((status = 200, description = "HTML page", content_type = "text/html", body = String))
+    responses((status = 200, description = "HTML page", content_type = "text/html", body = String,
+        example = "<!doctype html>\n\
+        <html lang=\"en\">\n\
+        <head>\n\
+        <meta charset=\"utf-8\">\n\
+        <title>Patient information · Lakeside Pain Clinic</title>\n\
+        <!-- description, viewport and styles -->\n\
+        </head>\n\
+        <body>\n\
+        <!-- header: clinic name, link to the articles, phone -->\n\
+        <main id=\"content\">\n\
+        <h1>Patient information</h1>\n\
+        <p class=\"summary\">Plain-language articles about intrathecal pump therapy and the conditions we treat.</p>\n\
+        <ul class=\"list\">\n\
+        \x20 <li>\n\
+        \x20   <h2><a href=\"/articles/intrathecal-pump-therapy\">Intrathecal pump therapy: what it is and what to expect</a></h2>\n\
+        \x20   <p>How the pump works, who may benefit and why refills matter.</p>\n\
+        \x20 </li>\n\
+        </ul>\n\
+        <!-- how to call or request an appointment -->\n\
+        </main>\n\
+        <!-- footer -->\n\
+        </body>\n\
+        </html>\n"))
 )]
 #[get("/articles")]
 pub async fn article_index_page(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
@@ -107,7 +130,30 @@ pub async fn article_index_page(state: web::Data<AppState>) -> Result<HttpRespon
     security(()),
     params(("slug" = String, Path, description = "Article slug", example = "intrathecal-pump-therapy")),
     responses(
-        (status = 200, description = "HTML page", content_type = "text/html", body = String),
+        (status = 200, description = "HTML page", content_type = "text/html", body = String,
+            example = "<!doctype html>\n\
+            <html lang=\"en\">\n\
+            <head>\n\
+            <meta charset=\"utf-8\">\n\
+            <title>Intrathecal pump therapy: what it is and what to expect · Lakeside Pain Clinic</title>\n\
+            <!-- description, viewport and styles -->\n\
+            </head>\n\
+            <body>\n\
+            <!-- header: clinic name, link to the articles, phone -->\n\
+            <main id=\"content\">\n\
+            <article aria-labelledby=\"article-title\">\n\
+            \x20 <h1 id=\"article-title\">Intrathecal pump therapy: what it is and what to expect</h1>\n\
+            \x20 <p class=\"summary\">How the pump works, who may benefit and why refills matter.</p>\n\
+            \x20 <p class=\"meta\">By Clinic care team · Published January 4, 2027</p>\n\
+            \x20 <h2>How it works</h2>\n\
+            <p>A small pump…</p>\n\
+            </article>\n\
+            <p><a href=\"/articles\">← All patient information</a></p>\n\
+            <!-- how to call or request an appointment -->\n\
+            </main>\n\
+            <!-- footer -->\n\
+            </body>\n\
+            </html>\n"),
         (status = 404, description = "HTML page saying the article does not exist", content_type = "text/html", body = String)
     )
 )]
@@ -139,17 +185,24 @@ pub async fn article_page(state: web::Data<AppState>, slug: web::Path<String>) -
     }
 }
 
-/// The fields of the request form, as posted (`application/x-www-form-urlencoded`).
-#[derive(Debug, Default, serde::Deserialize, serde::Serialize)]
+/// The fields of the request form, as posted (`application/x-www-form-urlencoded`). Missing
+/// fields read as empty and are named on the page that comes back; the rules are those of
+/// `AppointmentRequestBody`.
+#[derive(Debug, Default, serde::Deserialize, serde::Serialize, utoipa::ToSchema)]
 #[serde(default)]
-struct RequestForm {
+pub struct RequestForm {
+    #[schema(min_length = 1, max_length = 100, format = "text-line")]
     given_name: String,
+    #[schema(min_length = 1, max_length = 100, format = "text-line")]
     family_name: String,
     email: String,
     phone: String,
+    /// The code of a publicly requestable appointment type (e.g. `consultation`).
     reason: String,
+    #[schema(min_length = 1, max_length = 500)]
     preferred_times: String,
-    /// Present ("yes") only when the box is ticked.
+    /// Present (any value, the form sends `yes`) only when the box is ticked; required.
+    #[schema(required = true)]
     consent_to_contact: Option<String>,
 }
 
@@ -190,7 +243,27 @@ async fn form_page(
 #[utoipa::path(
     tag = "pages",
     security(()),
-    responses((status = 200, description = "HTML page", content_type = "text/html", body = String))
+    responses((status = 200, description = "HTML page", content_type = "text/html", body = String,
+        example = "<!doctype html>\n\
+        <html lang=\"en\">\n\
+        <head>\n\
+        <meta charset=\"utf-8\">\n\
+        <title>Request an appointment · Lakeside Pain Clinic</title>\n\
+        <!-- description, viewport and styles -->\n\
+        </head>\n\
+        <body>\n\
+        <!-- header: clinic name, link to the articles, phone -->\n\
+        <main id=\"content\">\n\
+        <h1>Request an appointment</h1>\n\
+        <form method=\"post\" action=\"/appointments/request\" class=\"request\">\n\
+        \x20 <!-- first and last name, email, phone, appointment type, preferred times, consent -->\n\
+        \x20 <p><button type=\"submit\">Send request</button></p>\n\
+        </form>\n\
+        <!-- how to call or request an appointment -->\n\
+        </main>\n\
+        <!-- footer -->\n\
+        </body>\n\
+        </html>\n"))
 )]
 #[get("/appointments/request")]
 pub async fn request_form_page(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
@@ -203,9 +276,26 @@ pub async fn request_form_page(state: web::Data<AppState>) -> Result<HttpRespons
 #[utoipa::path(
     tag = "pages",
     security(()),
-    request_body(content = String, content_type = "application/x-www-form-urlencoded", description = "The form fields"),
+    request_body(content = RequestForm, content_type = "application/x-www-form-urlencoded", description = "The form fields"),
     responses(
-        (status = 200, description = "HTML page with the reference", content_type = "text/html", body = String),
+        (status = 200, description = "HTML page with the reference", content_type = "text/html", body = String,
+            example = "<!doctype html>\n\
+            <html lang=\"en\">\n\
+            <head>\n\
+            <meta charset=\"utf-8\">\n\
+            <title>Request received · Lakeside Pain Clinic</title>\n\
+            <!-- description, viewport and styles -->\n\
+            </head>\n\
+            <body>\n\
+            <!-- header: clinic name, link to the articles, phone -->\n\
+            <main id=\"content\">\n\
+            <h1>Thank you, we have your request</h1>\n\
+            <p class=\"summary\">Your reference is <strong>REQ-7KQ2M9XW</strong>. We will contact you soon to agree a time.</p>\n\
+            <!-- how to call or request an appointment -->\n\
+            </main>\n\
+            <!-- footer -->\n\
+            </body>\n\
+            </html>\n"),
         (status = 422, description = "The form again, with each problem named", content_type = "text/html", body = String),
         (status = 429, description = "Too many requests from this address", content_type = "text/html", body = String)
     )
@@ -287,7 +377,27 @@ fn stop_page(state: &AppState, status: StatusCode, page: &str, token: &str) -> R
     security(()),
     params(StopQuery),
     responses(
-        (status = 200, description = "HTML page with a confirm button", content_type = "text/html", body = String),
+        (status = 200, description = "HTML page with a confirm button", content_type = "text/html", body = String,
+            example = "<!doctype html>\n\
+            <html lang=\"en\">\n\
+            <head>\n\
+            <meta charset=\"utf-8\">\n\
+            <title>Stop emails · Lakeside Pain Clinic</title>\n\
+            <!-- description, viewport and styles -->\n\
+            </head>\n\
+            <body>\n\
+            <!-- header: clinic name, link to the articles, phone -->\n\
+            <main id=\"content\">\n\
+            <h1>Stop emails from Lakeside Pain Clinic?</h1>\n\
+            <p class=\"summary\">We will stop emailing you appointment confirmations and reminders. Our staff will phone you instead when something needs your attention.</p>\n\
+            <form method=\"post\" action=\"/email/stop?t=MDE5M2EwYzQtM2YzZS03YjYxLTlhNTEtM2MxYzJiMGQ5ZTFiLjE4MTIxOTY4MDA.q3Jx0Vb8Zt2mW5yNcK4dP7sF1hL9eR6uA0iG3oT8vXw\">\n\
+            \x20 <button type=\"submit\">Stop emails</button>\n\
+            </form>\n\
+            <!-- how to call or request an appointment -->\n\
+            </main>\n\
+            <!-- footer -->\n\
+            </body>\n\
+            </html>\n"),
         (status = 400, description = "HTML page: the link is invalid or expired", content_type = "text/html", body = String)
     )
 )]
@@ -309,7 +419,24 @@ pub async fn email_stop_page(state: web::Data<AppState>, q: web::Query<StopQuery
     security(()),
     params(StopQuery),
     responses(
-        (status = 200, description = "HTML page confirming the choice", content_type = "text/html", body = String),
+        (status = 200, description = "HTML page confirming the choice", content_type = "text/html", body = String,
+            example = "<!doctype html>\n\
+            <html lang=\"en\">\n\
+            <head>\n\
+            <meta charset=\"utf-8\">\n\
+            <title>Stop emails · Lakeside Pain Clinic</title>\n\
+            <!-- description, viewport and styles -->\n\
+            </head>\n\
+            <body>\n\
+            <!-- header: clinic name, link to the articles, phone -->\n\
+            <main id=\"content\">\n\
+            <h1>We will stop emailing you</h1>\n\
+            <p class=\"summary\">Your choice is recorded. Our staff will phone you when something needs your attention.</p>\n\
+            <!-- how to call or request an appointment -->\n\
+            </main>\n\
+            <!-- footer -->\n\
+            </body>\n\
+            </html>\n"),
         (status = 400, description = "HTML page: the link is invalid or expired", content_type = "text/html", body = String),
         (status = 429, description = "Too many requests from this address", content_type = "text/html", body = String)
     )

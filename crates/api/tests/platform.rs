@@ -250,6 +250,8 @@ async fn a_known_path_with_another_method_is_405_with_allow() {
             "/api/v1/patients/0193a0c5-0000-7000-8000-000000000001",
             "DELETE, GET, PATCH",
         ),
+        // A literal path beside a template it also fits: only its own methods.
+        ("OPTIONS", "/api/v1/reminders/preview", "POST"),
     ] {
         let res = app
             .call(

@@ -308,7 +308,9 @@ async fn bad_fills_and_programmes_are_refused_and_write_nothing() {
     let pump = c.pump("synchromed-ii-20", "NGP700007H", None).await;
     let cases = [
         (json!({"volume_ml": "25"}), "volume_ml", "out_of_range"),
-        (json!({"residual_ml": "-1"}), "residual_ml", "out_of_range"),
+        // A sign is not part of the decimal format: refused as a value, before any range.
+        (json!({"residual_ml": "-1"}), "residual_ml", "invalid_value"),
+        (json!({"residual_ml": -1}), "residual_ml", "invalid_value"),
         (json!({"drug": "aspirin"}), "drug", "unknown_drug"),
         (
             json!({"concentration_unit": "mcg/mL"}),
@@ -366,7 +368,7 @@ async fn bad_fills_and_programmes_are_refused_and_write_nothing() {
         (
             json!({"effective_at": "2027-01-04T09:00:00Z", "kind": "continuous", "daily_dose": "-1"}),
             "daily_dose",
-            "negative",
+            "invalid_value",
         ),
         (
             json!({"effective_at": "2027-01-04T09:00:00Z", "kind": "flex", "steps": [{"start": "6am", "end": "06:00", "rate_per_hour": "1"}]}),
@@ -699,4 +701,47 @@ async fn catalogues_are_clinic_editable() {
         .get("/api/v1/pumps?cursor=nonsense", &c.staff)
         .await
         .problem(422, "validation_failed");
+}
+
+/// Decimals are read as the schema says (digits, an optional fraction, or a JSON number);
+/// whole floats count as integers, as JSON Schema has it.
+#[actix_web::test]
+async fn decimals_and_integers_are_read_exactly_as_documented() {
+    let c = clinic().await;
+    let pump = c.pump("synchromed-ii-40", "NGP400009H", None).await;
+    for (field, bad) in [
+        ("volume_ml", "+40"),
+        ("volume_ml", "4e1"),
+        ("residual_ml", " 0"),
+        ("concentration", "1_000"),
+    ] {
+        let mut body = fill_body("2027-01-04T09:00:00-06:00", "morphine", "25", "mg/mL", "40");
+        body[field] = json!(bad);
+        let problem = c.fill(&pump, body).await.problem(422, "validation_failed");
+        assert_eq!(problem["errors"][0]["field"], field, "{bad}: {problem}");
+    }
+    // A JSON number is fine, and is stored exactly as written.
+    let mut body = fill_body("2027-01-04T09:00:00-06:00", "morphine", "25", "mg/mL", "40");
+    body["volume_ml"] = json!(39.9);
+    let res = c.fill(&pump, body).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    assert_eq!(res.json()["fill"]["volume_ml"], "39.9");
+
+    let policy = c.app.get("/api/v1/forecast-policy", &c.staff).await.json();
+    let put = |body: Value| {
+        c.app.call(
+            actix_web::http::Method::PUT,
+            "/api/v1/forecast-policy",
+            Some(&c.staff),
+            Some(body),
+        )
+    };
+    let half = put(json!({"version": policy["version"], "margin_days": 7.5})).await;
+    assert_eq!(
+        half.problem(422, "validation_failed")["errors"][0]["field"],
+        "margin_days"
+    );
+    let whole = put(json!({"version": policy["version"], "margin_days": 7.0})).await;
+    assert_eq!(whole.status, StatusCode::OK, "{}", whole.text());
+    assert_eq!(whole.json()["margin_days"], 7);
 }

@@ -76,8 +76,9 @@ pub struct Slug(String);
 impl Slug {
     pub const MAX_LEN: usize = 100;
 
+    /// Exactly as given: no trimming, so the API's pattern and the server agree.
     pub fn parse(input: &str) -> Result<Self, FieldError> {
-        let s = input.trim();
+        let s = input;
         let valid = !s.is_empty()
             && s.len() <= Self::MAX_LEN
             && s.bytes()

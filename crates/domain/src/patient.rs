@@ -21,7 +21,7 @@ impl Language {
                 "expected a language tag such as en, es or pt-BR",
             )
         };
-        let mut parts = input.trim().split('-');
+        let mut parts = input.split('-');
         let primary = parts
             .next()
             .filter(|p| (2..=3).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphabetic()));

@@ -102,10 +102,19 @@ pub struct WorkingInterval {
     pub end: NaiveTime,
 }
 
+/// Exactly `HH:MM`, as the API schema's patterns say (chrono alone would also take `9:00`).
+pub fn parse_hh_mm(input: &str) -> Option<NaiveTime> {
+    let b = input.as_bytes();
+    if b.len() != 5 || b[2] != b':' || !b.iter().enumerate().all(|(i, c)| i == 2 || c.is_ascii_digit()) {
+        return None;
+    }
+    NaiveTime::parse_from_str(input, "%H:%M").ok()
+}
+
 /// Parses `HH:MM` on a 5-minute grid.
 pub fn parse_wall_time(input: &str, field: &str) -> Result<NaiveTime, FieldError> {
-    let t = NaiveTime::parse_from_str(input.trim(), "%H:%M")
-        .map_err(|_| FieldError::new(field, "invalid_time", "expected a wall time such as 09:00"))?;
+    let t = parse_hh_mm(input)
+        .ok_or_else(|| FieldError::new(field, "invalid_time", "expected a wall time such as 09:00"))?;
     if t.minute() % 5 != 0 {
         return Err(FieldError::new(field, "invalid_time", "times are on a 5-minute grid"));
     }
@@ -582,6 +591,8 @@ mod tests {
         assert_eq!(codes, ["overlapping_hours", "end_before_start"]);
         assert!(parse_wall_time("09:07", "start").is_err());
         assert!(parse_wall_time("9am", "start").is_err());
+        assert!(parse_wall_time("9:00", "start").is_err(), "two digits for the hour");
+        assert!(parse_wall_time(" 09:00", "start").is_err());
         assert_eq!(parse_wall_time("13:30", "start").expect("time"), t(13, 30));
     }
 }

@@ -13,7 +13,7 @@ pub struct ClinicZone(Tz);
 
 impl ClinicZone {
     pub fn parse(name: &str) -> Result<Self, FieldError> {
-        name.trim().parse::<Tz>().map(Self).map_err(|_| {
+        name.parse::<Tz>().map(Self).map_err(|_| {
             FieldError::new(
                 "time_zone",
                 "unknown_time_zone",

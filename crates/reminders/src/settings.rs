@@ -36,8 +36,8 @@ fn hhmm(t: NaiveTime) -> String {
 }
 
 fn parse_hhmm(field: &str, v: &str) -> Result<NaiveTime, FieldError> {
-    NaiveTime::parse_from_str(v, "%H:%M")
-        .map_err(|_| FieldError::new(field, "invalid_time", format!("'{v}' is not a time such as 08:00")))
+    clinic_domain::scheduling::parse_hh_mm(v)
+        .ok_or_else(|| FieldError::new(field, "invalid_time", format!("'{v}' is not a time such as 08:00")))
 }
 
 impl From<&ReminderSettings> for SettingsDocument {

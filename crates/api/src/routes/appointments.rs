@@ -55,6 +55,7 @@ pub fn contact(state: &AppState) -> ClinicContact {
 #[into_params(parameter_in = Query)]
 pub struct AvailabilityQuery {
     /// One provider; omitted means every active provider.
+    #[param(format = Uuid)]
     pub provider_id: Option<String>,
     /// Appointment type code, e.g. `refill`.
     pub appointment_type: String,
@@ -83,6 +84,19 @@ pub struct ProviderSlots {
 }
 
 #[derive(Serialize, ToSchema)]
+#[schema(example = json!({
+    "appointment_type": "refill",
+    "items": [
+        {
+            "provider_id": "0193a0c4-3f3e-7b61-9a51-3c1c2b0d9e11", "provider_name": "Dr. Ana Ruiz",
+            "time_zone": "America/Chicago",
+            "slots": [
+                {"start": "2027-03-15T14:00:00Z", "end": "2027-03-15T14:30:00Z", "local_start": "2027-03-15T09:00:00"},
+                {"start": "2027-03-15T14:15:00Z", "end": "2027-03-15T14:45:00Z", "local_start": "2027-03-15T09:15:00"}
+            ]
+        }
+    ]
+}))]
 pub struct AvailabilityResponse {
     pub appointment_type: String,
     pub items: Vec<ProviderSlots>,
@@ -239,7 +253,9 @@ impl From<Appointment> for AppointmentResponse {
     "appointment_type": "refill", "start": "2027-03-15T09:00:00-05:00", "note": "bring pump card"
 }))]
 pub struct CreateAppointmentRequest {
+    #[schema(format = Uuid)]
     pub patient_id: String,
+    #[schema(format = Uuid)]
     pub provider_id: String,
     pub appointment_type: String,
     /// RFC 3339 with an offset; a timestamp without one is refused.
@@ -341,7 +357,9 @@ pub async fn create_appointment(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListAppointmentsQuery {
+    #[param(format = Uuid)]
     pub provider_id: Option<String>,
+    #[param(format = Uuid)]
     pub patient_id: Option<String>,
     pub status: Option<AppointmentStatus>,
     /// Appointments starting at or after (RFC 3339 with offset).
@@ -498,14 +516,7 @@ pub async fn cancel_appointment(
     id: web::Path<String>,
     body: JsonBody<CancelRequest>,
 ) -> Result<web::Json<AppointmentResponse>, ApiError> {
-    let reason = body.into_inner()?.reason.trim().to_owned();
-    if reason.is_empty() || reason.chars().count() > 500 {
-        return Err(ApiError::field(
-            "reason",
-            "invalid_length",
-            "a reason of 1 to 500 characters is required",
-        ));
-    }
+    let reason = crate::fields::reason(&body.into_inner()?.reason)?;
     change(&state, &auth, &id, AppointmentStatus::Cancelled, Some(reason)).await
 }
 
@@ -546,6 +557,10 @@ pub async fn mark_no_show_appointment(
 }
 
 #[derive(Serialize, ToSchema)]
+#[schema(example = json!({
+    "at": "2027-03-02T16:20:00Z", "actor_token_id": "0193a0c4-3f3e-7b61-9a51-3c1c2b0d9e1a", "action": "rescheduled",
+    "detail": "2027-03-12T15:00:00+00:00 → 2027-03-15T14:00:00+00:00"
+}))]
 pub struct HistoryEntryResponse {
     pub at: DateTime<Utc>,
     /// The token that made the change.
@@ -597,7 +612,24 @@ pub async fn list_appointment_history(
     tag = "scheduling",
     security(("bearer" = ["patients:read"])),
     params(("id" = String, Path, description = "Appointment id")),
-    responses((status = 200, description = "iCalendar", content_type = "text/calendar", body = String))
+    responses((status = 200, description = "iCalendar", content_type = "text/calendar", body = String,
+        example = "BEGIN:VCALENDAR\r\n\
+        VERSION:2.0\r\n\
+        PRODID:-//Clinic Platform//Clinic Platform 0.1.0//EN\r\n\
+        CALSCALE:GREGORIAN\r\n\
+        METHOD:REQUEST\r\n\
+        BEGIN:VEVENT\r\n\
+        DESCRIPTION:To confirm or reschedule\\, call +13125550100.\r\n\
+        DTEND:20270315T143000Z\r\n\
+        DTSTAMP:20270301T150000Z\r\n\
+        DTSTART:20270315T140000Z\r\n\
+        LOCATION:1200 W Harrison St\\, Chicago\\, IL 60607\r\n\
+        SEQUENCE:0\r\n\
+        STATUS:CONFIRMED\r\n\
+        SUMMARY:Appointment at Lakeside Pain Clinic\r\n\
+        UID:0193a0c4-3f3e-7b61-9a51-3c1c2b0d9e12@clinic-platform\r\n\
+        END:VEVENT\r\n\
+        END:VCALENDAR\r\n"))
 )]
 #[get("/appointments/{id}/ics")]
 pub async fn get_appointment_ics(

@@ -273,17 +273,28 @@ pub async fn list_editor_articles(
     "tags": ["refills"], "conditions": ["severe-spasticity"]
 }))]
 pub struct CreateArticleRequest {
+    #[schema(min_length = 1, max_length = 200, format = "text-line")]
     pub title: String,
     /// Derived from the title when omitted.
+    #[schema(pattern = r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 100)]
     pub slug: Option<String>,
+    #[schema(min_length = 1, max_length = 500)]
     pub summary: String,
     /// CommonMark; rendered and sanitised on save.
+    #[schema(
+        min_length = 1,
+        max_length = 50000,
+        pattern = r"^[^\x00]*[^\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\x00][^\x00]*$"
+    )]
     pub body_markdown: String,
+    #[schema(min_length = 1, max_length = 100)]
     pub author: String,
     #[serde(default)]
+    #[schema(value_type = Vec<crate::openapi::TagText>, required = false, max_items = 20)]
     pub tags: Vec<String>,
     /// Slugs of related conditions.
     #[serde(default)]
+    #[schema(value_type = Vec<crate::openapi::SlugText>, required = false)]
     pub conditions: Vec<String>,
 }
 
@@ -382,27 +393,28 @@ pub async fn get_editor_article(
 #[schema(example = json!({"version": 2, "summary": "A shorter summary.", "tags": ["refills", "visits"]}))]
 pub struct UpdateArticleRequest {
     /// The version you read; 409 when someone changed the article since.
+    #[schema(minimum = 1)]
     pub version: i64,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = String, required = false)]
+    #[schema(value_type = String, required = false, min_length = 1, max_length = 200, format = "text-line")]
     pub title: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = String, required = false)]
+    #[schema(value_type = String, required = false, pattern = r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 100)]
     pub slug: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = String, required = false)]
+    #[schema(value_type = String, required = false, min_length = 1, max_length = 500)]
     pub summary: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = String, required = false)]
+    #[schema(value_type = String, required = false, min_length = 1, max_length = 50000, pattern = r"^[^\x00]*[^\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\x00][^\x00]*$")]
     pub body_markdown: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = String, required = false)]
+    #[schema(value_type = String, required = false, min_length = 1, max_length = 100)]
     pub author: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Vec<String>, required = false)]
+    #[schema(value_type = Vec<crate::openapi::TagText>, required = false, max_items = 20)]
     pub tags: Option<Option<Vec<String>>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<Vec<String>>)]
+    #[schema(value_type = Option<Vec<crate::openapi::SlugText>>)]
     pub conditions: Option<Option<Vec<String>>>,
 }
 
@@ -536,6 +548,12 @@ pub async fn archive_article(
 }
 
 #[derive(Serialize, ToSchema)]
+#[schema(example = json!({
+    "number": 2, "slug": "intrathecal-pump-therapy", "title": "Intrathecal pump therapy: what it is and what to expect",
+    "summary": "How the pump works, who may benefit and why refills matter.",
+    "body_markdown": "## How it works\n\nA small pump…", "tags": ["refills"],
+    "edited_by": "0193a0c4-3f3e-7b61-9a51-3c1c2b0d9e1a", "edited_at": "2027-01-04T15:05:00Z"
+}))]
 pub struct RevisionResponse {
     /// 1 for the first saved content, growing with every edit and restore.
     pub number: i64,

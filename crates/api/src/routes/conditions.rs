@@ -110,9 +110,12 @@ pub async fn get_condition(
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"name": "Multiple sclerosis spasticity", "summary": "Stiff muscles caused by multiple sclerosis."}))]
 pub struct CreateConditionRequest {
+    #[schema(min_length = 1, max_length = 150)]
     pub name: String,
     /// Derived from the name when omitted.
+    #[schema(pattern = r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 100)]
     pub slug: Option<String>,
+    #[schema(min_length = 1, max_length = 500)]
     pub summary: String,
 }
 
@@ -155,15 +158,16 @@ pub async fn create_condition(
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"version": 1, "summary": "A clearer summary."}))]
 pub struct UpdateConditionRequest {
+    #[schema(minimum = 1)]
     pub version: i64,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = String, required = false)]
+    #[schema(value_type = String, required = false, min_length = 1, max_length = 150)]
     pub name: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = String, required = false)]
+    #[schema(value_type = String, required = false, pattern = r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length = 100)]
     pub slug: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = String, required = false)]
+    #[schema(value_type = String, required = false, min_length = 1, max_length = 500)]
     pub summary: Option<Option<String>>,
 }
 

@@ -8,6 +8,7 @@ use crate::problem::ApiError;
 use crate::state::AppState;
 
 #[derive(Serialize, ToSchema)]
+#[schema(example = json!({"status": "ok"}))]
 pub struct Health {
     #[schema(example = "ok")]
     pub status: &'static str,
@@ -33,7 +34,29 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<web::Json<Health>, Api
     tag = "operations",
     operation_id = "get_metrics",
     security(()),
-    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"))
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain",
+        example = "# HELP clinic_http_request_duration_seconds HTTP request latency by method and route pattern\n\
+        # TYPE clinic_http_request_duration_seconds histogram\n\
+        clinic_http_request_duration_seconds_bucket{method=\"GET\",route=\"/api/v1/patients/{id}\",le=\"0.0005\"} 0\n\
+        clinic_http_request_duration_seconds_bucket{method=\"GET\",route=\"/api/v1/patients/{id}\",le=\"0.001\"} 0\n\
+        clinic_http_request_duration_seconds_bucket{method=\"GET\",route=\"/api/v1/patients/{id}\",le=\"0.0025\"} 1\n\
+        clinic_http_request_duration_seconds_bucket{method=\"GET\",route=\"/api/v1/patients/{id}\",le=\"0.005\"} 6\n\
+        clinic_http_request_duration_seconds_bucket{method=\"GET\",route=\"/api/v1/patients/{id}\",le=\"0.01\"} 11\n\
+        clinic_http_request_duration_seconds_bucket{method=\"GET\",route=\"/api/v1/patients/{id}\",le=\"0.025\"} 12\n\
+        clinic_http_request_duration_seconds_bucket{method=\"GET\",route=\"/api/v1/patients/{id}\",le=\"0.05\"} 12\n\
+        clinic_http_request_duration_seconds_bucket{method=\"GET\",route=\"/api/v1/patients/{id}\",le=\"0.1\"} 12\n\
+        clinic_http_request_duration_seconds_bucket{method=\"GET\",route=\"/api/v1/patients/{id}\",le=\"0.25\"} 12\n\
+        clinic_http_request_duration_seconds_bucket{method=\"GET\",route=\"/api/v1/patients/{id}\",le=\"0.5\"} 12\n\
+        clinic_http_request_duration_seconds_bucket{method=\"GET\",route=\"/api/v1/patients/{id}\",le=\"1\"} 12\n\
+        clinic_http_request_duration_seconds_bucket{method=\"GET\",route=\"/api/v1/patients/{id}\",le=\"2.5\"} 12\n\
+        clinic_http_request_duration_seconds_bucket{method=\"GET\",route=\"/api/v1/patients/{id}\",le=\"5\"} 12\n\
+        clinic_http_request_duration_seconds_bucket{method=\"GET\",route=\"/api/v1/patients/{id}\",le=\"+Inf\"} 12\n\
+        clinic_http_request_duration_seconds_sum{method=\"GET\",route=\"/api/v1/patients/{id}\"} 0.0731\n\
+        clinic_http_request_duration_seconds_count{method=\"GET\",route=\"/api/v1/patients/{id}\"} 12\n\
+        # HELP clinic_http_requests_total HTTP requests by method, route pattern and status\n\
+        # TYPE clinic_http_requests_total counter\n\
+        clinic_http_requests_total{method=\"GET\",route=\"/api/v1/patients/{id}\",status=\"200\"} 11\n\
+        clinic_http_requests_total{method=\"GET\",route=\"/api/v1/patients/{id}\",status=\"404\"} 1\n"))
 )]
 #[get("/metrics")]
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {

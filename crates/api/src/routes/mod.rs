@@ -79,7 +79,7 @@ static PATHS: std::sync::LazyLock<Vec<(Vec<String>, Vec<String>)>> = std::sync::
 
 fn allowed_methods(path: &str) -> Vec<String> {
     let given: Vec<&str> = path.split('/').collect();
-    let mut methods: Vec<String> = PATHS
+    let matching: Vec<&(Vec<String>, Vec<String>)> = PATHS
         .iter()
         .filter(|(template, _)| {
             template.len() == given.len()
@@ -88,8 +88,16 @@ fn allowed_methods(path: &str) -> Vec<String> {
                     .zip(&given)
                     .all(|(t, g)| t == g || (t.starts_with('{') && !g.is_empty()))
         })
-        .flat_map(|(_, m)| m.iter().cloned())
         .collect();
+    // A literal path (`/reminders/preview`) is its own resource: the methods of a template
+    // it also fits (`/reminders/{id}`) are not its methods.
+    let literal: Vec<_> = matching
+        .iter()
+        .copied()
+        .filter(|(template, _)| !template.iter().any(|t| t.starts_with('{')))
+        .collect();
+    let chosen = if literal.is_empty() { matching } else { literal };
+    let mut methods: Vec<String> = chosen.iter().flat_map(|(_, m)| m.iter().cloned()).collect();
     methods.sort();
     methods.dedup();
     methods

@@ -87,9 +87,9 @@ impl From<Patient> for PatientResponse {
     "preferred_language": "en", "email_consent": true
 }))]
 pub struct CreatePatientRequest {
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(min_length = 1, max_length = 100, format = "text-line")]
     pub given_name: String,
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(min_length = 1, max_length = 100, format = "text-line")]
     pub family_name: String,
     pub email: Option<String>,
     /// Any common notation; numbers without `+` are read in the clinic's phone region.
@@ -97,8 +97,10 @@ pub struct CreatePatientRequest {
     #[schema(format = Date, example = "1961-04-23")]
     pub date_of_birth: Option<String>,
     /// IANA zone; defaults to the clinic's.
+    #[schema(value_type = Option<crate::openapi::TimeZoneName>)]
     pub time_zone: Option<String>,
     /// BCP 47 tag; defaults to `en`.
+    #[schema(pattern = "^[A-Za-z]{2,3}(-([A-Za-z]{2}|[0-9]{3}))?$")]
     pub preferred_language: Option<String>,
     /// Defaults to false: no reminder emails without explicit consent.
     #[serde(default)]
@@ -166,12 +168,13 @@ impl CreatePatientRequest {
 #[schema(example = json!({"version": 1, "phone": "+13125550199", "email": null}))]
 pub struct UpdatePatientRequest {
     /// The version you read; 409 when someone changed the record since.
+    #[schema(minimum = 1)]
     pub version: i64,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = String, required = false)]
+    #[schema(value_type = String, required = false, min_length = 1, max_length = 100, format = "text-line")]
     pub given_name: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = String, required = false)]
+    #[schema(value_type = String, required = false, min_length = 1, max_length = 100, format = "text-line")]
     pub family_name: Option<Option<String>>,
     /// `null` removes the address.
     #[serde(default, deserialize_with = "nullable")]
@@ -185,10 +188,10 @@ pub struct UpdatePatientRequest {
     #[schema(value_type = Option<String>, format = Date)]
     pub date_of_birth: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = String, required = false)]
+    #[schema(value_type = crate::openapi::TimeZoneName, required = false)]
     pub time_zone: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = String, required = false)]
+    #[schema(value_type = String, required = false, pattern = "^[A-Za-z]{2,3}(-([A-Za-z]{2}|[0-9]{3}))?$")]
     pub preferred_language: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = bool, required = false)]
@@ -357,7 +360,7 @@ pub async fn update_patient(
 #[utoipa::path(
     tag = "patients",
     security(("bearer" = ["patients:write"])),
-    params(("id" = String, Path, description = "Patient id")),
+    params(("id" = String, Path, description = "Patient id", example = "0193a0c4-3f3e-7b61-9a51-3c1c2b0d9e10")),
     responses((status = 204, description = "Archived"))
 )]
 #[delete("/patients/{id}")]

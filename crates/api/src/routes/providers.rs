@@ -47,9 +47,10 @@ pub struct HoursDto {
     #[schema(example = "monday", value_type = WeekdayName)]
     pub weekday: String,
     /// Wall time on the provider's clock, `HH:MM` on a 5-minute grid.
-    #[schema(example = "09:00")]
+    #[schema(example = "09:00", pattern = r"^([01][0-9]|2[0-3]):[0-5][05]$")]
     pub start: String,
-    #[schema(example = "12:00")]
+    /// After `start`, on the same grid.
+    #[schema(example = "12:00", pattern = r"^([01][0-9]|2[0-3]):[0-5][05]$")]
     pub end: String,
 }
 
@@ -121,6 +122,16 @@ fn parse_hours(e: &mut ValidationErrors, hours: &[HoursDto]) -> Option<Vec<Worki
 }
 
 #[derive(Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "0193a0c4-3f3e-7b61-9a51-3c1c2b0d9e11", "name": "Dr. Ana Ruiz", "role": "pain physician", "active": true,
+    "time_zone": "America/Chicago",
+    "hours": [
+        {"weekday": "monday", "start": "09:00", "end": "12:00"},
+        {"weekday": "monday", "start": "13:00", "end": "17:00"},
+        {"weekday": "friday", "start": "09:00", "end": "13:00"}
+    ],
+    "version": 1, "created_at": "2027-01-04T15:00:00Z", "updated_at": "2027-01-04T15:00:00Z"
+}))]
 pub struct ProviderResponse {
     pub id: String,
     #[schema(example = "Dr. Ana Ruiz")]
@@ -209,13 +220,16 @@ pub async fn list_providers(
     "hours": [{"weekday": "monday", "start": "09:00", "end": "12:00"}, {"weekday": "monday", "start": "13:00", "end": "17:00"}]
 }))]
 pub struct CreateProviderRequest {
-    #[schema(min_length = 1, max_length = 120)]
+    #[schema(min_length = 1, max_length = 120, format = "text-line")]
     pub name: String,
-    #[schema(min_length = 1, max_length = 80)]
+    #[schema(min_length = 1, max_length = 80, format = "text-line")]
     pub role: String,
     /// Defaults to the clinic's zone.
+    #[schema(value_type = Option<crate::openapi::TimeZoneName>)]
     pub time_zone: Option<String>,
+    /// Weekly hours; none when omitted.
     #[serde(default)]
+    #[schema(required = false)]
     pub hours: Vec<HoursDto>,
 }
 
@@ -269,22 +283,23 @@ pub async fn get_provider(
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"version": 1, "hours": [{"weekday": "tuesday", "start": "08:00", "end": "16:00"}]}))]
 pub struct UpdateProviderRequest {
+    #[schema(minimum = 1)]
     pub version: i64,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = String, required = false)]
+    #[schema(value_type = String, required = false, min_length = 1, max_length = 120, format = "text-line")]
     pub name: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = String, required = false)]
+    #[schema(value_type = String, required = false, min_length = 1, max_length = 80, format = "text-line")]
     pub role: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = bool, required = false)]
     pub active: Option<Option<bool>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = String, required = false)]
+    #[schema(value_type = crate::openapi::TimeZoneName, required = false)]
     pub time_zone: Option<Option<String>>,
-    /// Replaces the whole week.
+    /// Replaces the whole week (`[]` for none).
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<Vec<HoursDto>>)]
+    #[schema(value_type = Vec<HoursDto>, required = false)]
     pub hours: Option<Option<Vec<HoursDto>>>,
 }
 
@@ -336,6 +351,10 @@ pub async fn update_provider(
 }
 
 #[derive(Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "0193a0c4-3f3e-7b61-9a51-3c1c2b0d9e18", "provider_id": "0193a0c4-3f3e-7b61-9a51-3c1c2b0d9e11",
+    "starts_at": "2027-02-01T06:00:00Z", "ends_at": "2027-02-06T06:00:00Z", "reason": "conference"
+}))]
 pub struct TimeOffResponse {
     pub id: String,
     pub provider_id: String,
@@ -426,7 +445,10 @@ pub async fn create_time_off(
 #[utoipa::path(
     tag = "scheduling",
     security(("bearer" = ["scheduling:write"])),
-    params(("id" = String, Path, description = "Provider id"), ("time_off_id" = String, Path, description = "Time off id")),
+    params(
+        ("id" = String, Path, description = "Provider id", example = "0193a0c4-3f3e-7b61-9a51-3c1c2b0d9e11"),
+        ("time_off_id" = String, Path, description = "Time off id", example = "0193a0c4-3f3e-7b61-9a51-3c1c2b0d9e18")
+    ),
     responses((status = 204, description = "Removed"))
 )]
 #[delete("/providers/{id}/time-off/{time_off_id}")]
@@ -450,6 +472,7 @@ pub struct ClosureDto {
     /// A date on the clinic's calendar.
     #[schema(value_type = String, format = Date)]
     pub date: NaiveDate,
+    #[schema(min_length = 1, max_length = 120, format = "text-line")]
     pub name: String,
 }
 
@@ -504,7 +527,7 @@ pub async fn create_closure(
 }
 
 /// Reopen a closed date.
-#[utoipa::path(tag = "scheduling", security(("bearer" = ["scheduling:write"])), params(("date" = String, Path, description = "ISO date")), responses((status = 204, description = "Removed")))]
+#[utoipa::path(tag = "scheduling", security(("bearer" = ["scheduling:write"])), params(("date" = String, Path, description = "ISO date", example = "2027-12-25")), responses((status = 204, description = "Removed")))]
 #[delete("/closures/{date}")]
 pub async fn delete_closure(
     state: web::Data<AppState>,
@@ -579,24 +602,25 @@ pub async fn list_appointment_types(
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"version": 1, "duration_minutes": 45, "buffer_after_minutes": 15}))]
 pub struct UpdateAppointmentTypeRequest {
+    #[schema(minimum = 1)]
     pub version: i64,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = String, required = false)]
+    #[schema(value_type = String, required = false, min_length = 1, max_length = 80, format = "text-line")]
     pub name: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = i64, required = false)]
+    #[schema(value_type = i64, required = false, minimum = 5, maximum = 1440)]
     pub duration_minutes: Option<Option<i64>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = i64, required = false)]
+    #[schema(value_type = i64, required = false, minimum = 0, maximum = 240)]
     pub buffer_before_minutes: Option<Option<i64>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = i64, required = false)]
+    #[schema(value_type = i64, required = false, minimum = 0, maximum = 240)]
     pub buffer_after_minutes: Option<Option<i64>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = i64, required = false)]
+    #[schema(value_type = i64, required = false, minimum = 0, maximum = 86400)]
     pub min_notice_minutes: Option<Option<i64>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = i64, required = false)]
+    #[schema(value_type = i64, required = false, minimum = 1, maximum = 730)]
     pub horizon_days: Option<Option<i64>>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = bool, required = false)]
@@ -663,6 +687,10 @@ pub async fn update_appointment_type(
 }
 
 #[derive(Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "0193a0c4-3f3e-7b61-9a51-3c1c2b0d9e19", "provider_id": "0193a0c4-3f3e-7b61-9a51-3c1c2b0d9e11",
+    "created_at": "2027-01-04T15:10:00Z", "revoked_at": null
+}))]
 pub struct FeedTokenResponse {
     pub id: String,
     pub provider_id: String,
@@ -729,7 +757,10 @@ pub async fn list_feed_tokens(
 #[utoipa::path(
     tag = "scheduling",
     security(("bearer" = ["scheduling:write"])),
-    params(("id" = String, Path, description = "Provider id"), ("token_id" = String, Path, description = "Feed token id")),
+    params(
+        ("id" = String, Path, description = "Provider id", example = "0193a0c4-3f3e-7b61-9a51-3c1c2b0d9e11"),
+        ("token_id" = String, Path, description = "Feed token id", example = "0193a0c4-3f3e-7b61-9a51-3c1c2b0d9e19")
+    ),
     responses((status = 204, description = "Revoked"))
 )]
 #[delete("/providers/{id}/feed-tokens/{token_id}")]
@@ -760,7 +791,26 @@ pub struct FeedQuery {
     tag = "scheduling",
     security(()),
     params(("id" = String, Path, description = "Provider id"), FeedQuery),
-    responses((status = 200, description = "iCalendar", content_type = "text/calendar", body = String))
+    responses((status = 200, description = "iCalendar", content_type = "text/calendar", body = String,
+        example = "BEGIN:VCALENDAR\r\n\
+        VERSION:2.0\r\n\
+        PRODID:-//Clinic Platform//Clinic Platform 0.1.0//EN\r\n\
+        CALSCALE:GREGORIAN\r\n\
+        METHOD:PUBLISH\r\n\
+        NAME:Dr. Ana Ruiz · Lakeside Pain Clinic\r\n\
+        X-WR-CALNAME:Dr. Ana Ruiz · Lakeside Pain Clinic\r\n\
+        BEGIN:VEVENT\r\n\
+        DESCRIPTION:\r\n\
+        DTEND:20270315T143000Z\r\n\
+        DTSTAMP:20270308T120000Z\r\n\
+        DTSTART:20270315T140000Z\r\n\
+        LOCATION:1200 W Harrison St\\, Chicago\\, IL 60607\r\n\
+        SEQUENCE:0\r\n\
+        STATUS:CONFIRMED\r\n\
+        SUMMARY:Refill\r\n\
+        UID:0193a0c4-3f3e-7b61-9a51-3c1c2b0d9e12@clinic-platform\r\n\
+        END:VEVENT\r\n\
+        END:VCALENDAR\r\n"))
 )]
 #[get("/providers/{id}/calendar.ics")]
 pub async fn get_provider_calendar(

@@ -4,7 +4,7 @@
 //! against its patient.
 
 use actix_web::{get, patch, post, put, web, HttpResponse};
-use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use clinic_domain::forecast::{self, Binding, Delivery, MassUnit, Programme};
 use clinic_domain::ids::PatientId;
 use clinic_domain::{FieldError, ValidationErrors};
@@ -19,7 +19,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::extract::{scopes, Authorized, JsonBody, QueryParams};
-use crate::fields::{nullable, parse_required};
+use crate::fields::{decimal_input, nullable, opt_decimal_input, parse_required, DecimalInput};
 use crate::pagination::{self, Page};
 use crate::problem::{ApiError, Problem};
 use crate::routes::appointments::AppointmentResponse;
@@ -62,6 +62,12 @@ pub enum ProgrammeKind {
 // ---- catalogues -----------------------------------------------------------------------
 
 #[derive(Serialize, ToSchema)]
+#[schema(example = json!({
+    "code": "synchromed-ii-40", "manufacturer": "Medtronic", "model": "SynchroMed II 8637-40", "reservoir_ml": "40",
+    "default_alarm_ml": "2", "service_life_months": 60,
+    "source": "intrathecal.md §2: 40 mL reservoir, LRA programmable with 2 mL recommended, 5–7 years, stops 90 days after ERI (manufacturer labelling)",
+    "version": 1
+}))]
 pub struct PumpModelResponse {
     #[schema(example = "synchromed-ii-40")]
     pub code: String,
@@ -138,6 +144,14 @@ fn catalogue_text(e: &mut ValidationErrors, field: &str, v: &str, max: usize) ->
         ));
         return None;
     }
+    if t.chars().any(|c| c.is_control() && c != '\n') {
+        e.push(FieldError::new(
+            field,
+            "invalid_characters",
+            format!("{field} contains control characters"),
+        ));
+        return None;
+    }
     Some(t.to_owned())
 }
 
@@ -155,16 +169,23 @@ fn stability_days(e: &mut ValidationErrors, field: &str, v: Option<u32>) -> Opti
     "default_alarm_ml": "2.5", "service_life_months": 84, "source": "Acme labelling rev. 3"
 }))]
 pub struct CreatePumpModelRequest {
+    /// Lower-case letters, digits and `-`.
+    #[schema(pattern = "^[a-z0-9-]{1,60}$")]
     pub code: String,
+    #[schema(min_length = 1, max_length = 80)]
     pub manufacturer: String,
+    #[schema(min_length = 1, max_length = 80)]
     pub model: String,
-    #[schema(value_type = String)]
+    #[schema(value_type = DecimalInput)]
+    #[serde(deserialize_with = "decimal_input")]
     pub reservoir_ml: Decimal,
-    #[schema(value_type = String)]
+    #[schema(value_type = DecimalInput)]
+    #[serde(deserialize_with = "decimal_input")]
     pub default_alarm_ml: Decimal,
     #[schema(minimum = 1, maximum = 240)]
     pub service_life_months: u32,
     /// Where the values come from.
+    #[schema(min_length = 1, max_length = 500)]
     pub source: String,
 }
 
@@ -232,13 +253,18 @@ pub async fn create_pump_model(
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"version": 1, "service_life_months": 72, "source": "Clinic policy 2027"}))]
 pub struct UpdatePumpModelRequest {
+    #[schema(minimum = 1)]
     pub version: i64,
+    #[schema(min_length = 1, max_length = 80)]
     pub manufacturer: Option<String>,
+    #[schema(min_length = 1, max_length = 80)]
     pub model: Option<String>,
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<DecimalInput>)]
+    #[serde(default, deserialize_with = "opt_decimal_input")]
     pub default_alarm_ml: Option<Decimal>,
     #[schema(minimum = 1, maximum = 240)]
     pub service_life_months: Option<u32>,
+    #[schema(min_length = 1, max_length = 500)]
     pub source: Option<String>,
 }
 
@@ -291,6 +317,11 @@ pub async fn update_pump_model(
 }
 
 #[derive(Serialize, ToSchema)]
+#[schema(example = json!({
+    "code": "baclofen", "name": "Baclofen", "unit": "mcg", "stability_undiluted_days": 180,
+    "stability_diluted_days": null, "stability_first_fill_days": null, "source": "intrathecal.md §3: baclofen 180 days",
+    "version": 1
+}))]
 pub struct DrugResponse {
     #[schema(example = "baclofen")]
     pub code: String,
@@ -345,7 +376,10 @@ pub async fn list_drugs(
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"code": "clonidine", "name": "Clonidine", "unit": "mcg", "stability_undiluted_days": 90, "source": "Pharmacy protocol 2027-02"}))]
 pub struct CreateDrugRequest {
+    /// Lower-case letters, digits and `-`.
+    #[schema(pattern = "^[a-z0-9-]{1,60}$")]
     pub code: String,
+    #[schema(min_length = 1, max_length = 120)]
     pub name: String,
     pub unit: MassUnit,
     #[schema(minimum = 1, maximum = 3650)]
@@ -355,6 +389,7 @@ pub struct CreateDrugRequest {
     #[schema(minimum = 1, maximum = 3650)]
     pub stability_first_fill_days: Option<u32>,
     /// Where the limits come from.
+    #[schema(min_length = 1, max_length = 500)]
     pub source: String,
 }
 
@@ -397,19 +432,22 @@ pub async fn create_drug(
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"version": 1, "stability_undiluted_days": 60, "source": "Pharmacy protocol 2027-02"}))]
 pub struct UpdateDrugRequest {
+    #[schema(minimum = 1)]
     pub version: i64,
+    #[schema(min_length = 1, max_length = 120)]
     pub name: Option<String>,
     /// Days; `null` clears the limit.
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<u32>)]
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 3650)]
     pub stability_undiluted_days: Option<Option<u32>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<u32>)]
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 3650)]
     pub stability_diluted_days: Option<Option<u32>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<u32>)]
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 3650)]
     pub stability_first_fill_days: Option<Option<u32>>,
     /// Where the new values come from.
+    #[schema(min_length = 1, max_length = 500)]
     pub source: Option<String>,
 }
 
@@ -464,7 +502,8 @@ pub struct ForecastPolicyDto {
     #[schema(minimum = 0, maximum = 60)]
     pub margin_days: u32,
     /// Plan for pumps delivering this much faster than programmed (1.145 = +14.5 %); null: off.
-    #[schema(value_type = Option<String>, example = "1.145")]
+    #[schema(value_type = Option<DecimalInput>, example = "1.145")]
+    #[serde(default, deserialize_with = "opt_decimal_input")]
     pub over_infusion_factor: Option<Decimal>,
 }
 
@@ -547,6 +586,14 @@ pub struct ForecastSummary {
 }
 
 #[derive(Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "0193a0c4-3f3e-7b61-9a51-3c1c2b0d9e13", "patient_id": "0193a0c4-3f3e-7b61-9a51-3c1c2b0d9e10",
+    "model": "synchromed-ii-40", "serial_number": "NGP123456H", "implanted_on": "2026-06-01", "reservoir_ml": "40",
+    "alarm_ml": "2", "replacement_indicator_on": null, "replacement_deadline": "2031-06-01", "status": "active",
+    "version": 1, "created_at": "2027-01-04T15:02:00Z", "updated_at": "2027-01-04T15:02:00Z",
+    "forecast": {"due_date": "2027-07-03", "binding": "stability", "alarm_at": "2027-07-13T15:00:00Z", "problems": []},
+    "forecast_url": "/api/v1/pumps/0193a0c4-3f3e-7b61-9a51-3c1c2b0d9e13/forecast"
+}))]
 pub struct PumpResponse {
     pub id: String,
     pub patient_id: String,
@@ -613,7 +660,7 @@ fn parse_date(e: &mut ValidationErrors, field: &str, v: &str) -> Option<NaiveDat
 }
 
 fn serial(e: &mut ValidationErrors, v: &str) -> Option<String> {
-    let s = v.trim();
+    let s = v;
     if s.is_empty() || s.len() > 40 || !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
         e.push(FieldError::new(
             "serial_number",
@@ -632,14 +679,17 @@ fn serial(e: &mut ValidationErrors, v: &str) -> Option<String> {
     "serial_number": "NGP123456H", "implanted_on": "2026-06-01", "alarm_ml": "2"
 }))]
 pub struct CreatePumpRequest {
+    #[schema(format = Uuid)]
     pub patient_id: String,
     /// A pump-model code.
     pub model: String,
+    #[schema(pattern = "^[A-Za-z0-9-]{1,40}$")]
     pub serial_number: String,
     #[schema(format = Date)]
     pub implanted_on: String,
     /// Low-reservoir alarm volume; defaults to the model's.
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<DecimalInput>)]
+    #[serde(default, deserialize_with = "opt_decimal_input")]
     pub alarm_ml: Option<Decimal>,
     /// The date the pump showed its replacement indicator (ERI), if it has.
     #[schema(format = Date)]
@@ -796,17 +846,30 @@ pub async fn get_pump(
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"version": 1, "alarm_ml": "4"}))]
 pub struct UpdatePumpRequest {
+    #[schema(minimum = 1)]
     pub version: i64,
+    #[schema(pattern = "^[A-Za-z0-9-]{1,40}$")]
     pub serial_number: Option<String>,
     /// A clinic may raise the alarm volume (e.g. to 4 mL) to refill before withdrawal starts.
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<DecimalInput>)]
+    #[serde(default, deserialize_with = "opt_decimal_input")]
     pub alarm_ml: Option<Decimal>,
     /// The replacement indicator date; `null` clears it.
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, format = Date)]
     pub replacement_indicator_on: Option<Option<String>>,
     /// Only `explanted`.
+    #[schema(value_type = Option<SettablePumpStatus>)]
     pub status: Option<String>,
+}
+
+/// The one status a client may set on a pump (the field is read as text so that another
+/// value is a 422 naming it).
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum SettablePumpStatus {
+    Explanted,
 }
 
 /// Change a pump (alarm volume, replacement indicator, explant). The forecast is recomputed
@@ -883,21 +946,26 @@ pub struct CreateFillRequest {
     pub filled_at: DateTime<Utc>,
     /// A drug code from /api/v1/drugs.
     pub drug: String,
-    #[schema(value_type = String)]
+    #[schema(value_type = DecimalInput)]
+    #[serde(deserialize_with = "decimal_input")]
     pub concentration: Decimal,
     /// `mg/mL` or `mcg/mL`, matching the drug's unit.
+    #[schema(pattern = "^(mg|mcg)/mL$", example = "mg/mL")]
     pub concentration_unit: String,
     #[serde(default)]
     pub diluted: bool,
     /// Volume in the reservoir after the fill.
-    #[schema(value_type = String)]
+    #[schema(value_type = DecimalInput)]
+    #[serde(deserialize_with = "decimal_input")]
     pub volume_ml: Decimal,
     /// Volume found in the reservoir before filling.
-    #[schema(value_type = String)]
+    #[schema(value_type = DecimalInput)]
+    #[serde(deserialize_with = "decimal_input")]
     pub residual_ml: Decimal,
     /// Priming bolus given after the fill, if any.
     #[serde(default)]
-    #[schema(value_type = String)]
+    #[schema(value_type = DecimalInput)]
+    #[serde(deserialize_with = "decimal_input")]
     pub prime_ml: Decimal,
     /// The first fill of a newly implanted pump.
     #[serde(default)]
@@ -907,6 +975,13 @@ pub struct CreateFillRequest {
 }
 
 #[derive(Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "0193a0c4-3f3e-7b61-9a51-3c1c2b0d9e14", "pump_id": "0193a0c4-3f3e-7b61-9a51-3c1c2b0d9e13",
+    "filled_at": "2027-01-04T15:00:00Z", "drug": "morphine", "concentration": "25", "concentration_unit": "mg/mL",
+    "diluted": false, "volume_ml": "40", "residual_ml": "3.1", "prime_ml": "0", "first_fill": false,
+    "stability_days": 180, "clinician": "R. Alvarez, RN", "expected_residual_ml": "3.4", "discrepancy": false,
+    "recorded_by": "0193a0c4-3f3e-7b61-9a51-3c1c2b0d9e1a", "created_at": "2027-01-04T15:05:12Z"
+}))]
 pub struct FillResponse {
     pub id: String,
     pub pump_id: String,
@@ -987,10 +1062,8 @@ pub async fn create_fill(
 ) -> Result<HttpResponse, ApiError> {
     let id = pump_id(&id)?;
     let b = body.into_inner()?;
-    let clinician = b.clinician.trim().to_owned();
-    if clinician.is_empty() || clinician.chars().count() > 100 {
-        return Err(ApiError::field("clinician", "invalid_length", "1 to 100 characters"));
-    }
+    let clinician = clinic_domain::content::parse_author(&b.clinician)
+        .map_err(|f| ApiError::Validation(f.at("clinician").into()))?;
     let fill = NewFill {
         filled_at: clinic_store::time::from_db(clinic_store::time::to_db(b.filled_at)),
         drug_code: b.drug,
@@ -1043,19 +1116,21 @@ pub async fn list_fills(
 #[serde(deny_unknown_fields)]
 pub struct StepDto {
     /// Wall time on the clinic's clock, `HH:MM`.
-    #[schema(example = "06:00")]
+    #[schema(example = "06:00", pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
     pub start: String,
-    #[schema(example = "22:00")]
+    #[schema(example = "22:00", pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
     pub end: String,
     /// Drug per hour, in the drug's mass unit.
-    #[schema(value_type = String, example = "20")]
+    #[schema(value_type = DecimalInput, example = "20")]
+    #[serde(deserialize_with = "decimal_input")]
     pub rate_per_hour: Decimal,
 }
 
 #[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BolusDto {
-    #[schema(value_type = String, example = "0.1")]
+    #[schema(value_type = DecimalInput, example = "0.1")]
+    #[serde(deserialize_with = "decimal_input")]
     pub dose: Decimal,
     #[schema(minimum = 1, maximum = 48)]
     pub max_per_day: u32,
@@ -1074,13 +1149,19 @@ pub struct CreateProgramRequest {
     #[schema(value_type = ProgrammeKind)]
     pub kind: String,
     /// Drug per day, in the drug's mass unit (continuous).
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<DecimalInput>)]
+    #[serde(default, deserialize_with = "opt_decimal_input")]
     pub daily_dose: Option<Decimal>,
     pub steps: Option<Vec<StepDto>>,
     pub bolus: Option<BolusDto>,
 }
 
 #[derive(Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "0193a0c4-3f3e-7b61-9a51-3c1c2b0d9e15", "pump_id": "0193a0c4-3f3e-7b61-9a51-3c1c2b0d9e13",
+    "effective_at": "2027-01-04T15:00:00Z", "kind": "continuous", "daily_dose": "5", "steps": null, "bolus": null,
+    "daily_amount": "5", "recorded_by": "0193a0c4-3f3e-7b61-9a51-3c1c2b0d9e1a", "created_at": "2027-01-04T15:04:30Z"
+}))]
 pub struct ProgramResponse {
     pub id: String,
     pub pump_id: String,
@@ -1159,7 +1240,7 @@ impl CreateProgramRequest {
                 let mut parsed = Vec::new();
                 for (i, s) in steps.iter().enumerate() {
                     let t = |field: &str, v: &str| {
-                        NaiveTime::parse_from_str(v.trim(), "%H:%M").map_err(|_| {
+                        clinic_domain::scheduling::parse_hh_mm(v).ok_or_else(|| {
                             FieldError::new(format!("steps[{i}].{field}"), "invalid_time", "expected HH:MM")
                         })
                     };
@@ -1283,6 +1364,20 @@ pub async fn list_programs(
 // ---- forecast ----------------------------------------------------------------------------
 
 #[derive(Serialize, ToSchema)]
+#[schema(example = json!({
+    "pump_id": "0193a0c4-3f3e-7b61-9a51-3c1c2b0d9e13", "due_date": "2027-07-03", "binding": "stability",
+    "alarm_at": "2027-07-13T15:00:00Z", "volume_due": "2027-07-06", "stability_due": "2027-07-03",
+    "battery_due": "2031-06-01", "daily_volume_ml": "0.2", "usable_volume_ml": "38", "problems": [],
+    "explanation": "At 0.2 mL a day, the 38 mL usable volume lasts until the low-reservoir alarm on 2027-07-13 at 10:00 (America/Chicago). With the 7-day margin, the volume limit falls on 2027-07-06. The drug is stable for 180 days after the fill: 2027-07-03. The pump must be replaced by 2031-06-01. The refill is due on 2027-07-03, set by the stability limit (the earliest).",
+    "computed_at": "2027-01-04T15:05:12Z",
+    "inputs": {
+        "alarm_volume_ml": "2", "battery_deadline": "2031-06-01", "concentration": "25", "concentration_unit": "mg/mL",
+        "daily_dose": "5", "drug": "morphine", "fill_volume_ml": "40", "filled_at": "2027-01-04T15:00:00Z",
+        "margin_days": 7, "over_infusion_factor": null, "prime_volume_ml": "0", "programmes": 1, "stability_days": 180,
+        "time_zone": "America/Chicago"
+    },
+    "plot_url": "/api/v1/pumps/0193a0c4-3f3e-7b61-9a51-3c1c2b0d9e13/forecast.svg"
+}))]
 pub struct ForecastResponse {
     pub pump_id: String,
     #[schema(value_type = String, format = Date)]
@@ -1397,7 +1492,12 @@ pub async fn get_pump_forecast(
     tag = "pumps",
     security(("bearer" = ["pumps:read"])),
     params(("id" = String, Path, description = "Pump id")),
-    responses((status = 200, description = "SVG image", content_type = "image/svg+xml", body = String))
+    responses((status = 200, description = "SVG image", content_type = "image/svg+xml", body = String,
+        example = "<svg width=\"900\" height=\"480\" viewBox=\"0 0 900 480\" xmlns=\"http://www.w3.org/2000/svg\">\n\
+        <rect x=\"0\" y=\"0\" width=\"900\" height=\"480\" opacity=\"1\" fill=\"#FFFFFF\" stroke=\"none\"/>\n\
+        <text x=\"450\" y=\"16\" dy=\"0.76em\" text-anchor=\"middle\" font-family=\"sans-serif\" font-size=\"22\" opacity=\"1\" fill=\"#000000\">Reservoir NGP123456H — refill due 2027-07-03 (stability)</text>\n\
+        <!-- axes, the expected volume, the alarm volume and the due, today and alarm markers -->\n\
+        </svg>\n"))
 )]
 #[get("/pumps/{id}/forecast.svg")]
 pub async fn get_pump_forecast_svg(
@@ -1432,6 +1532,7 @@ pub async fn get_pump_forecast_svg(
 #[into_params(parameter_in = Query)]
 pub struct WorklistQuery {
     /// Pumps due within this many days (overdue ones always included); default 14, 0–365.
+    #[param(minimum = 0, maximum = 365)]
     pub within_days: Option<u32>,
     /// At most this many (default 100, at most 500).
     #[param(minimum = 1, maximum = 500)]
@@ -1439,6 +1540,12 @@ pub struct WorklistQuery {
 }
 
 #[derive(Serialize, ToSchema)]
+#[schema(example = json!({
+    "pump_id": "0193a0c4-3f3e-7b61-9a51-3c1c2b0d9e13", "patient_id": "0193a0c4-3f3e-7b61-9a51-3c1c2b0d9e10",
+    "patient_name": "Ann Lee", "serial_number": "NGP123456H", "due_date": "2027-07-03", "binding": "stability",
+    "overdue": false, "due_now_missing_data": false, "problems": [], "discrepancy_at_last_fill": false,
+    "replacement_due": false, "refill_appointment": null
+}))]
 pub struct WorklistEntryResponse {
     pub pump_id: String,
     pub patient_id: String,
@@ -1517,6 +1624,19 @@ pub struct RefillSlot {
 }
 
 #[derive(Serialize, ToSchema)]
+#[schema(example = json!({
+    "due_date": "2027-07-03",
+    "items": [
+        {
+            "provider_id": "0193a0c4-3f3e-7b61-9a51-3c1c2b0d9e11", "provider_name": "Dr. Ana Ruiz",
+            "start": "2027-06-21T14:00:00Z", "end": "2027-06-21T14:30:00Z", "local_start": "2027-06-21T09:00:00"
+        },
+        {
+            "provider_id": "0193a0c4-3f3e-7b61-9a51-3c1c2b0d9e11", "provider_name": "Dr. Ana Ruiz",
+            "start": "2027-06-21T14:15:00Z", "end": "2027-06-21T14:45:00Z", "local_start": "2027-06-21T09:15:00"
+        }
+    ]
+}))]
 pub struct RefillSlots {
     #[schema(value_type = String, format = Date)]
     pub due_date: NaiveDate,

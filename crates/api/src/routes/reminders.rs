@@ -104,6 +104,14 @@ pub enum OutreachReason {
 
 /// One email in the outbox.
 #[derive(Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "0193a0c4-3f3e-7b61-9a51-3c1c2b0d9e1b", "kind": "appointment_reminder", "state": "pending",
+    "subject_type": "appointment", "subject_id": "0193a0c4-3f3e-7b61-9a51-3c1c2b0d9e12",
+    "patient_id": "0193a0c4-3f3e-7b61-9a51-3c1c2b0d9e10", "refers_to": "2027-03-15T14:00:00Z",
+    "due_at": "2027-03-14T14:00:00Z", "attempts": 0, "next_attempt_at": "2027-03-14T14:00:00Z", "last_error": null,
+    "message_id": "<0193a0c4-3f3e-7b61-9a51-3c1c2b0d9e1b@clinic-platform>", "provider_message_id": null,
+    "sent_at": null, "created_at": "2027-03-01T15:00:00Z", "updated_at": "2027-03-01T15:00:00Z"
+}))]
 pub struct ReminderResponse {
     pub id: String,
     /// `appointment_confirmation`, `appointment_update`, `appointment_cancellation`,
@@ -170,6 +178,7 @@ pub struct ListRemindersQuery {
     /// An email kind, e.g. `refill_reminder`.
     #[param(value_type = Option<EmailKindName>)]
     pub kind: Option<String>,
+    #[param(format = Uuid)]
     pub patient_id: Option<String>,
     /// Due at or after (RFC 3339 with offset).
     pub due_from: Option<DateTime<Utc>>,
@@ -373,6 +382,10 @@ pub async fn void_reminder(
 
 /// How the email side is doing, read from the database (every instance's work shows).
 #[derive(Serialize, ToSchema)]
+#[schema(example = json!({
+    "ready": 0, "oldest_ready_due_at": null, "stalled": false, "sending": 0, "expired_leases": 0, "failed": 1,
+    "open_outreach": 3, "oldest_open_outreach_refers_to": "2027-06-28T05:00:00Z"
+}))]
 pub struct ReminderStatusResponse {
     /// Emails due now or earlier, not waiting for a retry.
     pub ready: i64,
@@ -439,20 +452,73 @@ pub async fn get_reminder_status(
 pub struct ReminderSettingsDto {
     /// The version these settings replace (0 while the defaults are in use); a stale one is 409.
     pub version: i64,
-    /// Hours before an appointment its reminders go out, for types without their own list.
+    #[schema(schema_with = default_offsets_schema)]
     pub default_appointment_offsets_hours: Vec<i64>,
-    /// Per appointment type code; an empty list means no reminders for that type.
+    #[schema(schema_with = per_type_offsets_schema)]
     pub appointment_offsets_hours: std::collections::BTreeMap<String, Vec<i64>>,
+    /// Quiet hours (no emails) start, on the patient's clock.
+    #[schema(example = "21:00", pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
     pub quiet_hours_start: String,
+    /// Quiet hours end; differs from the start (a span may cross midnight).
+    #[schema(example = "08:00", pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
     pub quiet_hours_end: String,
-    /// Days before the refill due date on which a reminder goes out (1–180, distinct).
-    #[schema(min_items = 1, max_items = 10)]
+    #[schema(schema_with = refill_offsets_schema)]
     pub refill_offsets_days: Vec<i64>,
     /// The time of day refill reminders go out.
+    #[schema(example = "10:00", pattern = r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
     pub refill_send_at: String,
     /// A refill due within this many days with nothing booked goes on the outreach list (1–60).
     #[schema(minimum = 1, maximum = 60)]
     pub escalation_days: i64,
+}
+
+/// A list of distinct whole numbers in `min..=max` (utoipa's field attributes cannot bound
+/// the items of a list).
+fn offsets_list(description: &str, min_items: usize, max: u32) -> utoipa::openapi::schema::ArrayBuilder {
+    use utoipa::openapi::schema::{ArrayBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type};
+    ArrayBuilder::new()
+        .description(Some(description))
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                .minimum(Some(1))
+                .maximum(Some(max)),
+        )
+        .min_items(Some(min_items))
+        .max_items(Some(10))
+        .unique_items(true)
+}
+
+fn default_offsets_schema() -> utoipa::openapi::schema::Array {
+    offsets_list(
+        "Hours before an appointment its reminders go out (1–672, distinct), for types without their own list; empty: none.",
+        0,
+        clinic_domain::reminders::AppointmentOffsets::MAX_HOURS,
+    )
+    .build()
+}
+
+fn per_type_offsets_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .description(Some(
+            "Per appointment type code (an existing type): hours before its appointments that reminders go out; an empty list means no reminders for that type.",
+        ))
+        .additional_properties(Some(offsets_list(
+            "Hours (1–672, distinct)",
+            0,
+            clinic_domain::reminders::AppointmentOffsets::MAX_HOURS,
+        )))
+        .build()
+}
+
+fn refill_offsets_schema() -> utoipa::openapi::schema::Array {
+    offsets_list(
+        "Days before the refill due date on which a reminder goes out (1–180, distinct).",
+        1,
+        clinic_domain::reminders::RefillOffsets::MAX_DAYS,
+    )
+    .build()
 }
 
 fn settings_dto(s: &settings::Stored) -> ReminderSettingsDto {
@@ -536,6 +602,7 @@ pub struct PreviewRequest {
     pub kind: String,
     /// Render for this patient (their first name and zone); omitted: a sample patient in
     /// the clinic's zone.
+    #[schema(format = Uuid)]
     pub patient_id: Option<String>,
     /// The appointment start, or any instant on the refill due date; default: a week from now.
     pub at: Option<DateTime<Utc>>,
@@ -554,7 +621,7 @@ pub struct PreviewResponse {
     tag = "reminders",
     security(("bearer" = ["reminders:admin"])),
     request_body = PreviewRequest,
-    responses((status = 200, body = PreviewResponse))
+    responses((status = 200, body = PreviewResponse), (status = 404, description = "No patient with `patient_id`", body = Problem, content_type = "application/problem+json"))
 )]
 #[post("/reminders/preview")]
 pub async fn preview_email(
@@ -614,6 +681,12 @@ pub async fn preview_email(
 
 /// A patient staff should phone, and why.
 #[derive(Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "0193a0c4-3f3e-7b61-9a51-3c1c2b0d9e1c", "patient_id": "0193a0c4-3f3e-7b61-9a51-3c1c2b0d9e10",
+    "patient_name": "Ann Lee", "patient_phone": "+13125550123", "reason": "refill_unbooked", "subject_type": "pump",
+    "subject_id": "0193a0c4-3f3e-7b61-9a51-3c1c2b0d9e13", "refers_to": "2027-07-03T05:00:00Z",
+    "created_at": "2027-06-26T15:01:00Z", "done_at": null, "done_by": null, "note": null
+}))]
 pub struct OutreachEntryResponse {
     pub id: String,
     pub patient_id: String,
@@ -663,6 +736,7 @@ pub struct ListOutreachQuery {
     /// One reason, e.g. `refill_unbooked`.
     #[param(value_type = Option<OutreachReason>)]
     pub reason: Option<String>,
+    #[param(format = Uuid)]
     pub patient_id: Option<String>,
     /// Page size, 1–100 (default 50).
     #[param(minimum = 1, maximum = 100)]
@@ -762,14 +836,12 @@ pub async fn mark_outreach_done(
     id: web::Path<String>,
     body: JsonBody<OutreachDoneRequest>,
 ) -> Result<web::Json<OutreachEntryResponse>, ApiError> {
-    let note = body.into_inner()?.note.trim().to_owned();
-    if note.is_empty() || note.chars().count() > 1000 {
-        return Err(ApiError::field(
-            "note",
-            "invalid_length",
-            "a note of 1 to 1000 characters is required",
-        ));
-    }
+    let note = crate::fields::free_text(
+        "note",
+        &body.into_inner()?.note,
+        1000,
+        "a note of 1 to 1000 characters is required",
+    )?;
     let (id, now, actor) = (id.into_inner(), state.now(), auth.actor);
     let done_by = actor.token_id.map(|t| t.to_string()).unwrap_or_else(|| "system".into());
     let entry = state

@@ -34,9 +34,9 @@ pub fn configure(cfg: &mut ServiceConfig) {
     "preferred_times": "Weekday mornings", "reason": "consultation", "consent_to_contact": true
 }))]
 pub struct AppointmentRequestBody {
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(min_length = 1, max_length = 100, format = "text-line")]
     pub given_name: String,
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(min_length = 1, max_length = 100, format = "text-line")]
     pub family_name: String,
     pub email: String,
     pub phone: String,
@@ -146,6 +146,13 @@ pub async fn create_appointment_request(
 }
 
 #[derive(Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "0193a0c4-3f3e-7b61-9a51-3c1c2b0d9e17", "reference": "REQ-7KQ2M9XW", "given_name": "Maria",
+    "family_name": "Lopez", "email": "maria.lopez@example.org", "phone": "+13125550142",
+    "preferred_times": "Weekday mornings", "reason": "consultation", "consent_to_contact": true, "status": "new",
+    "decline_reason": null, "patient_id": null, "appointment_id": null, "handled_by": null, "handled_at": null,
+    "created_at": "2027-03-01T14:12:09Z"
+}))]
 pub struct AppointmentRequestResponse {
     pub id: String,
     pub reference: String,
@@ -259,7 +266,9 @@ pub async fn get_appointment_request(
 #[schema(example = json!({"provider_id": "0193a0c4-3f3e-7b61-9a51-3c1c2b0d9e11", "start": "2027-03-15T09:00:00-05:00"}))]
 pub struct ConfirmRequestBody {
     /// An existing patient; omitted creates one from the request (without email consent).
+    #[schema(format = Uuid)]
     pub patient_id: Option<String>,
+    #[schema(format = Uuid)]
     pub provider_id: String,
     /// RFC 3339 with an offset.
     pub start: DateTime<Utc>,
@@ -342,14 +351,7 @@ pub async fn decline_appointment_request(
     body: JsonBody<DeclineRequestBody>,
 ) -> Result<web::Json<AppointmentRequestResponse>, ApiError> {
     let id: AppointmentRequestId = super::path_id(&id, "appointment request")?;
-    let reason = body.into_inner()?.reason.trim().to_owned();
-    if reason.is_empty() || reason.chars().count() > 500 {
-        return Err(ApiError::field(
-            "reason",
-            "invalid_length",
-            "a reason of 1 to 500 characters is required",
-        ));
-    }
+    let reason = crate::fields::reason(&body.into_inner()?.reason)?;
     let now = state.now();
     Ok(web::Json(
         state

@@ -123,6 +123,7 @@ fn parse_text(field: &'static str, max: usize) -> impl Fn(String) -> Result<Stri
 }))]
 pub struct CreateCriterionRequest {
     /// Lower-case letters, digits and `_`.
+    #[schema(pattern = "^[a-z0-9_]{1,60}$")]
     pub code: String,
     /// Phrased so that `yes` is the favourable answer.
     #[schema(min_length = 1, max_length = 300)]
@@ -175,12 +176,13 @@ pub async fn create_screening_criterion(
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"version": 1, "active": false}))]
 pub struct UpdateCriterionRequest {
+    #[schema(minimum = 1)]
     pub version: i64,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = String, required = false)]
+    #[schema(value_type = String, required = false, min_length = 1, max_length = 300)]
     pub question: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = String, required = false)]
+    #[schema(value_type = String, required = false, min_length = 1, max_length = 1000)]
     pub why: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = bool, required = false)]
@@ -262,6 +264,7 @@ pub struct AnswerRequest {
 }))]
 pub struct CreateScreeningRequest {
     /// Who screened.
+    #[schema(min_length = 1, max_length = 100)]
     pub clinician: String,
     /// The day of the screening (clinic's calendar), not in the future.
     #[schema(format = Date)]
@@ -282,6 +285,55 @@ pub struct ScreeningAnswerResponse {
 }
 
 #[derive(Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "0193a0c4-3f3e-7b61-9a51-3c1c2b0d9e16", "patient_id": "0193a0c4-3f3e-7b61-9a51-3c1c2b0d9e10",
+    "clinician": "Dr. R. Alvarez", "screened_on": "2027-01-04", "result": "needs_evaluation", "failed_criteria": [],
+    "unknown_criteria": ["psychological_evaluation_passed"],
+    "explanation": "More evaluation is needed before a trial: 1 criterion is still unknown: “Has a psychological evaluation been completed without finding a contraindication?”. This screening supports the clinical team's decision; it does not replace it.",
+    "answers": [
+        {
+            "criterion": "medication_dependence",
+            "question": "Does the patient remain dependent on pain medication despite conventional therapy?",
+            "required_for_trial": true, "required_for_implant": true, "answer": "yes", "note": null
+        },
+        {
+            "criterion": "conservative_treatment_failed",
+            "question": "Have conservative treatments been tried without adequate relief?", "required_for_trial": true,
+            "required_for_implant": true, "answer": "yes", "note": "PT, injections, oral opioids"
+        },
+        {
+            "criterion": "surgery_not_expected_to_help",
+            "question": "Has it been determined that further surgery is not expected to help?",
+            "required_for_trial": true, "required_for_implant": true, "answer": "yes", "note": null
+        },
+        {
+            "criterion": "no_drug_contraindication",
+            "question": "Has a known allergy or contraindication to the intended drug been ruled out?",
+            "required_for_trial": true, "required_for_implant": true, "answer": "yes", "note": null
+        },
+        {
+            "criterion": "psychological_evaluation_passed",
+            "question": "Has a psychological evaluation been completed without finding a contraindication?",
+            "required_for_trial": true, "required_for_implant": true, "answer": "unknown",
+            "note": "booked for next week"
+        },
+        {
+            "criterion": "no_active_infection", "question": "Has an active infection been ruled out?",
+            "required_for_trial": true, "required_for_implant": true, "answer": "yes", "note": null
+        },
+        {
+            "criterion": "bleeding_risk_managed",
+            "question": "Has an uncontrolled bleeding disorder been ruled out, and can any anticoagulation be safely managed around the procedure?",
+            "required_for_trial": true, "required_for_implant": true, "answer": "yes", "note": null
+        },
+        {
+            "criterion": "successful_trial",
+            "question": "Did a trial give at least 50 % relief without intolerable side effects?",
+            "required_for_trial": false, "required_for_implant": true, "answer": "unknown", "note": null
+        }
+    ],
+    "recorded_by": "0193a0c4-3f3e-7b61-9a51-3c1c2b0d9e1a", "created_at": "2027-01-04T16:20:13Z"
+}))]
 pub struct ScreeningResponse {
     pub id: String,
     pub patient_id: String,

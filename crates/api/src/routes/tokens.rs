@@ -19,6 +19,11 @@ pub fn configure(cfg: &mut ServiceConfig) {
 
 /// A token as listed. The secret is never shown again after creation.
 #[derive(Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "0193a0c4-3f3e-7b61-9a51-3c1c2b0d9e1a", "name": "front desk", "scopes": ["patients:read", "scheduling:write"],
+    "created_at": "2027-01-04T14:00:00Z", "expires_at": "2027-12-31T23:59:59Z", "revoked_at": null,
+    "last_used_at": "2027-01-04T16:20:13Z"
+}))]
 pub struct TokenResponse {
     #[schema(example = "0193a0c4-3f3e-7b61-9a51-3c1c2b0d9e10")]
     pub id: String,
@@ -51,6 +56,7 @@ impl From<ApiToken> for TokenResponse {
 #[schema(example = json!({"name": "front desk", "scopes": ["patients:read", "scheduling:write"], "expires_at": "2027-12-31T23:59:59Z"}))]
 pub struct CreateTokenRequest {
     /// A label for people: who or what uses the token.
+    #[schema(min_length = 1, max_length = 100, format = "text-line")]
     pub name: String,
     /// One or more of: admin, patients:read, patients:write, content:write, scheduling:write,
     /// pumps:read, pumps:write, reminders:admin.
