@@ -140,3 +140,33 @@ fn write_transaction_commits_and_rolls_back() {
     // The connection is usable again after the rollback.
     dialect::write_transaction(&mut conn, |c| insert(c, "after")).expect("commit after rollback");
 }
+
+#[test]
+fn the_audit_log_refuses_updates_and_deletes() {
+    let db = TestDatabase::new();
+    let mut conn = db.url().establish().expect("connect");
+    diesel::sql_query(
+        "INSERT INTO audit_events (occurred_at, action, subject_type, subject_id) \
+         VALUES (CURRENT_TIMESTAMP, 'patient.read', 'patient', 'p1')",
+    )
+    .execute(&mut conn)
+    .expect("insert");
+    for statement in [
+        "UPDATE audit_events SET subject_id = 'someone-else'",
+        "DELETE FROM audit_events",
+    ] {
+        let error = diesel::sql_query(statement).execute(&mut conn).expect_err(statement);
+        assert!(error.to_string().contains("append-only"), "{statement}: {error}");
+    }
+    diesel::table! {
+        audit_events (id) {
+            id -> BigInt,
+            subject_id -> Text,
+        }
+    }
+    let kept: Vec<String> = audit_events::table
+        .select(audit_events::subject_id)
+        .load(&mut conn)
+        .expect("read");
+    assert_eq!(kept, ["p1"], "the event is still there, unchanged");
+}
