@@ -172,8 +172,13 @@ pub fn create(conn: &mut DbConnection, new: NewToken, now: DateTime<Utc>) -> Res
     })
 }
 
-/// On a database with no tokens at all, makes the first admin token. Returns `None` when any
-/// token exists already, so several starting processes make at most one.
+/// How long the first admin token lasts. It is printed to stdout, which logs often keep
+/// (compose, journald): long enough to set up, short enough that an old log is not a key.
+pub const INITIAL_ADMIN_DAYS: i64 = 7;
+
+/// On a database with no tokens at all, makes the first admin token, valid for
+/// [`INITIAL_ADMIN_DAYS`]. Returns `None` when any token exists already, so several starting
+/// processes make at most one.
 pub fn ensure_initial_admin(conn: &mut DbConnection, now: DateTime<Utc>) -> Result<Option<IssuedToken>, AuthError> {
     dialect::write_transaction(conn, |conn| {
         let existing: i64 = api_tokens::table.count().get_result(conn)?;
@@ -185,7 +190,7 @@ pub fn ensure_initial_admin(conn: &mut DbConnection, now: DateTime<Utc>) -> Resu
             NewToken {
                 name: "initial admin".to_owned(),
                 scopes: ScopeSet::new(vec![Scope::Admin]),
-                expires_at: None,
+                expires_at: Some(now + Duration::days(INITIAL_ADMIN_DAYS)),
             },
             now,
         )
@@ -322,8 +327,15 @@ mod tests {
     fn initial_admin_is_made_once() {
         let db = TestDatabase::new();
         let mut conn = db.url().establish().expect("connect");
-        let first = ensure_initial_admin(&mut conn, now()).expect("first").expect("made");
+        let at = now();
+        let first = ensure_initial_admin(&mut conn, at).expect("first").expect("made");
         assert!(first.token.scopes.allows(Scope::RemindersAdmin));
+        let expires = first.token.expires_at.expect("it expires");
+        // Stored to the microsecond.
+        assert!(
+            (expires - (at + Duration::days(7))).num_milliseconds().abs() < 1,
+            "a week: {expires}"
+        );
         assert!(ensure_initial_admin(&mut conn, now()).expect("second").is_none());
         assert_eq!(list(&mut conn).expect("list").len(), 1);
     }

@@ -114,7 +114,14 @@ pub fn run(settings: Settings, scheduler: bool) -> Result<(), String> {
             println!();
             println!("    {}", issued.secret);
             println!();
-            println!("Make more with: clinic token create --name NAME --scope SCOPE [--scope SCOPE…]");
+            if let Some(expires) = issued.token.expires_at {
+                println!(
+                    "It expires on {} (in {} days). Make lasting tokens before then with:",
+                    expires.format("%Y-%m-%d %H:%M UTC"),
+                    clinic_auth::INITIAL_ADMIN_DAYS
+                );
+            }
+            println!("    clinic token create --name NAME --scope SCOPE [--scope SCOPE…]");
         }
     }
     if settings.seed_on_first_start {

@@ -16,6 +16,11 @@ fn serve_prints_a_token_once_serves_http_and_stops_on_sigterm() {
     let data = tempfile::tempdir().expect("data dir");
     let mut server = Server::start(&mut clinic(&db, data.path()));
     let token = server.token.clone().expect("first start prints an admin token");
+    assert!(
+        server.banner.iter().any(|l| l.contains("It expires on")),
+        "the banner says when the first token expires: {:?}",
+        server.banner
+    );
     let base = server.base.clone();
 
     let agent = ureq::Agent::new_with_config(ureq::config::Config::builder().http_status_as_error(false).build());
