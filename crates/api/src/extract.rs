@@ -113,39 +113,111 @@ fn field_error(path: &str, message: &str, whole: &str) -> clinic_domain::FieldEr
     clinic_domain::FieldError::new(field, code, message)
 }
 
-/// Deserialises `body`, mapping serde's error to a field-level problem.
+/// Deserialises `body`, mapping serde's error to a field-level problem. One strict pass; only
+/// a body that serde refuses for a float where an integer belongs is read a second time,
+/// with whole floats made integers (see [`WholeFloatsAsIntegers`]).
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let mut json: serde_json::Value = serde_json::from_slice(body).map_err(|e| ApiError::BadRequest {
-        code: "malformed_json",
-        detail: format!("the body is not valid JSON: {e}"),
-        field: None,
-    })?;
-    integral_floats_as_integers(&mut json);
-    serde_path_to_error::deserialize(json).map_err(|e| {
-        let message = e.inner().to_string();
-        ApiError::Validation(field_error(&e.path().to_string(), &message, "body").into())
-    })
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = match serde_path_to_error::deserialize(&mut de) {
+        Ok(value) => value,
+        Err(e) if e.inner().is_syntax() || e.inner().is_eof() => {
+            return Err(ApiError::BadRequest {
+                code: "malformed_json",
+                detail: format!("the body is not valid JSON: {}", e.inner()),
+                field: None,
+            });
+        }
+        Err(e) if e.inner().to_string().starts_with("invalid type: floating point") => {
+            let json: WholeFloatsAsIntegers = serde_json::from_slice(body).map_err(|e| {
+                if e.is_data() {
+                    ApiError::Validation(field_error("", &e.to_string(), "body").into())
+                } else {
+                    malformed_trailer()
+                }
+            })?;
+            return serde_path_to_error::deserialize(json.0).map_err(|e| validation(&e));
+        }
+        Err(e) => return Err(validation(&e)),
+    };
+    de.end().map_err(|_| malformed_trailer())?;
+    Ok(value)
 }
 
-/// JSON Schema counts `3.0` as an integer, so a client (or a generated one) may send it
-/// where the schema says `integer`; serde would refuse it. Whole floats that fit become
-/// integers; fields typed as numbers read them the same either way.
-fn integral_floats_as_integers(value: &mut serde_json::Value) {
-    use serde_json::Value;
-    match value {
-        Value::Number(n) if n.is_f64() => {
-            if let Some(f) = n.as_f64() {
-                // Only below 2^53, where every whole f64 is exact: a larger literal (say
-                // -9223372036854775809, beyond i64) reaches us rounded and must stay refused.
+fn validation(e: &serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    ApiError::Validation(field_error(&e.path().to_string(), &e.inner().to_string(), "body").into())
+}
+
+fn malformed_trailer() -> ApiError {
+    ApiError::BadRequest {
+        code: "malformed_json",
+        detail: "trailing characters after the JSON value".into(),
+        field: None,
+    }
+}
+
+/// A JSON value read for the second pass of [`parse_json`]. JSON Schema counts `3.0` as an
+/// integer, so a client (or a generated one) may send it where the schema says `integer`;
+/// serde would refuse it. Whole floats below 2^53 (where every whole f64 is exact; a larger
+/// literal reaches us rounded and must stay refused) become integers, and fields typed as
+/// numbers read them the same either way. Like serde's derive, and unlike
+/// `serde_json::Value`, it refuses an object with the same key twice.
+struct WholeFloatsAsIntegers(serde_json::Value);
+
+impl<'de> serde::Deserialize<'de> for WholeFloatsAsIntegers {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{Error, MapAccess, SeqAccess, Visitor};
+        use serde_json::Value;
+        struct JsonVisitor;
+        impl<'de> Visitor<'de> for JsonVisitor {
+            type Value = WholeFloatsAsIntegers;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_unit<E: Error>(self) -> Result<Self::Value, E> {
+                Ok(WholeFloatsAsIntegers(Value::Null))
+            }
+            fn visit_bool<E: Error>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(WholeFloatsAsIntegers(Value::from(v)))
+            }
+            fn visit_i64<E: Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(WholeFloatsAsIntegers(Value::from(v)))
+            }
+            fn visit_u64<E: Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(WholeFloatsAsIntegers(Value::from(v)))
+            }
+            fn visit_f64<E: Error>(self, v: f64) -> Result<Self::Value, E> {
                 const EXACT: f64 = 9_007_199_254_740_992.0;
-                if f.fract() == 0.0 && (-EXACT..=EXACT).contains(&f) {
-                    *value = Value::from(f as i64);
+                Ok(WholeFloatsAsIntegers(
+                    if v.fract() == 0.0 && (-EXACT..=EXACT).contains(&v) {
+                        Value::from(v as i64)
+                    } else {
+                        Value::from(v)
+                    },
+                ))
+            }
+            fn visit_str<E: Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(WholeFloatsAsIntegers(Value::from(v)))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut items = Vec::new();
+                while let Some(WholeFloatsAsIntegers(item)) = seq.next_element()? {
+                    items.push(item);
                 }
+                Ok(WholeFloatsAsIntegers(Value::Array(items)))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut fields = serde_json::Map::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    let WholeFloatsAsIntegers(value) = map.next_value()?;
+                    if fields.contains_key(&key) {
+                        return Err(A::Error::custom(format!("duplicate field `{key}`")));
+                    }
+                    fields.insert(key, value);
+                }
+                Ok(WholeFloatsAsIntegers(Value::Object(fields)))
             }
         }
-        Value::Array(items) => items.iter_mut().for_each(integral_floats_as_integers),
-        Value::Object(fields) => fields.values_mut().for_each(integral_floats_as_integers),
-        _ => {}
+        d.deserialize_any(JsonVisitor)
     }
 }
 
@@ -308,7 +380,6 @@ mod tests {
 
     #[derive(Debug, serde::Deserialize)]
     #[serde(deny_unknown_fields)]
-    #[allow(dead_code)]
     struct Inner {
         rate: u32,
     }
@@ -342,6 +413,17 @@ mod tests {
             ("invalid_query", "from".into())
         );
         assert!(parse_query::<Query>("from=2027-01-01T00:00:00%2B01:00&limit=5").is_ok());
+    }
+
+    #[test]
+    fn whole_floats_are_integers_and_fields_are_read_once() {
+        let rate = |body: &str| parse_json::<Inner>(body.as_bytes()).map(|i| i.rate);
+        assert_eq!(rate(r#"{"rate": 3.0}"#).ok(), Some(3));
+        assert!(rate(r#"{"rate": 3.5}"#).is_err());
+        assert!(rate(r#"{"rate": 3.0} x"#).is_err(), "trailing characters");
+        for twice in [r#"{"rate": 1, "rate": 2}"#, r#"{"rate": 1.0, "rate": 2}"#] {
+            assert!(rate(twice).is_err(), "a field given twice is refused: {twice}");
+        }
     }
 
     fn field_of(body: &str) -> (String, String) {
