@@ -10,6 +10,17 @@ use crate::problem::Problem;
 
 pub const BEARER: &str = "bearer";
 
+/// A string schema with a description, a pattern and a maximum length: the shape of the
+/// named text types below.
+fn patterned_text(description: &str, pattern: &str, max_length: usize) -> utoipa::openapi::schema::ObjectBuilder {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(description))
+        .pattern(Some(pattern))
+        .max_length(Some(max_length))
+}
+
 /// An IANA time zone name, exactly as the tz database spells it (`America/Chicago`). A
 /// pattern, not an enum of the ~600 names: names such as `GMT+0`, `GMT-0` and `GMT0` become
 /// the same identifier in generated clients' enums, which then fail to build.
@@ -17,16 +28,13 @@ pub struct TimeZoneName;
 
 impl PartialSchema for TimeZoneName {
     fn schema() -> RefOr<utoipa::openapi::schema::Schema> {
-        use utoipa::openapi::schema::{ObjectBuilder, Type};
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .description(Some(
-                "An IANA time zone name from the tz database, e.g. `America/Chicago`; an unknown name is a 422.",
-            ))
-            .pattern(Some(r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,2}$"))
-            .max_length(Some(64))
-            .examples([serde_json::json!("America/Chicago")])
-            .into()
+        patterned_text(
+            "An IANA time zone name from the tz database, e.g. `America/Chicago`; an unknown name is a 422.",
+            r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+){0,2}$",
+            64,
+        )
+        .examples([serde_json::json!("America/Chicago")])
+        .into()
     }
 }
 
@@ -37,13 +45,12 @@ pub struct SlugText;
 
 impl PartialSchema for SlugText {
     fn schema() -> RefOr<utoipa::openapi::schema::Schema> {
-        use utoipa::openapi::schema::{ObjectBuilder, Type};
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .description(Some("Lower-case letters and digits in words joined by single hyphens."))
-            .pattern(Some(r"^[a-z0-9]+(-[a-z0-9]+)*$"))
-            .max_length(Some(100))
-            .into()
+        patterned_text(
+            "Lower-case letters and digits in words joined by single hyphens.",
+            r"^[a-z0-9]+(-[a-z0-9]+)*$",
+            100,
+        )
+        .into()
     }
 }
 
@@ -54,15 +61,12 @@ pub struct TagText;
 
 impl PartialSchema for TagText {
     fn schema() -> RefOr<utoipa::openapi::schema::Schema> {
-        use utoipa::openapi::schema::{ObjectBuilder, Type};
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .description(Some(
-                "Letters and digits in words joined by single hyphens; stored in lower case.",
-            ))
-            .pattern(Some(r"^[A-Za-z0-9]+(-[A-Za-z0-9]+)*$"))
-            .max_length(Some(40))
-            .into()
+        patterned_text(
+            "Letters and digits in words joined by single hyphens; stored in lower case.",
+            r"^[A-Za-z0-9]+(-[A-Za-z0-9]+)*$",
+            40,
+        )
+        .into()
     }
 }
 
