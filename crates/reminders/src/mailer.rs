@@ -8,6 +8,7 @@ use lettre::message::header::{ContentDisposition, ContentType, Header, HeaderNam
 /// An address with an optional display name (re-exported so callers need not name lettre).
 pub use lettre::message::Mailbox;
 use lettre::message::{MultiPart, SinglePart};
+use lettre::transport::smtp::client::Tls;
 use lettre::transport::smtp::AsyncSmtpTransport;
 use lettre::{AsyncFileTransport, AsyncTransport, Message, Tokio1Executor};
 
@@ -90,21 +91,29 @@ pub struct Delivered {
 pub enum Mailer {
     /// `smtp://`: our client with TCP_NODELAY (see [`crate::smtp`]).
     Smtp(Arc<crate::smtp::SmtpClient>),
-    /// `smtps://`: lettre's pooled transport, TLS from the first byte.
-    Smtps(AsyncSmtpTransport<Tokio1Executor>),
+    /// `smtps://`: lettre's pooled transport, TLS from the first byte; and what the startup
+    /// log adds about extra CA certificates.
+    Smtps(AsyncSmtpTransport<Tokio1Executor>, String),
     Files(AsyncFileTransport<Tokio1Executor>, PathBuf),
     Memory(Arc<Mutex<Vec<Delivered>>>),
 }
 
 impl Mailer {
-    /// SMTP from a `CLINIC_SMTP_URL`, keeping up to `connections` connections open.
+    /// SMTP from a `CLINIC_SMTP_URL`, keeping up to 8 connections open.
     pub fn smtp(url: &str) -> Result<Self, String> {
-        Self::smtp_with(url, 8)
+        Self::smtp_with(url, 8, None)
+    }
+
+    /// SMTP that also trusts the CA certificates of `CLINIC_SMTP_CA_FILE`, on both `smtp://`
+    /// (STARTTLS) and `smtps://`.
+    pub fn smtp_trusting(url: &str, ca: &crate::smtp::CaCertificates) -> Result<Self, String> {
+        Self::smtp_with(url, 8, Some(ca))
     }
 
     /// `smtps://` is TLS from the first byte (lettre's transport); `smtp://` requires STARTTLS
-    /// unless the URL says `tls=opportunistic` or `tls=none` ([`crate::smtp`]).
-    pub fn smtp_with(url: &str, connections: usize) -> Result<Self, String> {
+    /// unless the URL says `tls=opportunistic` or `tls=none` ([`crate::smtp`]). Certificates
+    /// are checked against the Mozilla roots and `ca`.
+    pub fn smtp_with(url: &str, connections: usize, ca: Option<&crate::smtp::CaCertificates>) -> Result<Self, String> {
         if url.starts_with("smtps://") {
             // TLS is always on: a tls= or any other parameter would be ignored, so refuse it.
             if let Some((_, query)) = url.split_once('?') {
@@ -112,20 +121,32 @@ impl Mailer {
                     "smtps:// takes no parameters (got '{query}'); TLS is always on"
                 ));
             }
+            let host = url::Url::parse(url)
+                .map_err(|e| format!("not a URL: {e}"))?
+                .host_str()
+                .filter(|h| !h.is_empty())
+                .ok_or("the URL names no host")?
+                .trim_matches(['[', ']'])
+                .to_owned();
+            // from_url sets port, credentials and hello name; the TLS parameters are ours, so
+            // that the extra roots apply here as on smtp://.
+            let tls = crate::smtp::tls_parameters(&host, ca)?;
             let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
                 .map_err(|e| e.to_string())?
+                .tls(Tls::Wrapper(tls))
                 .pool_config(lettre::transport::smtp::PoolConfig::new().max_size(connections as u32))
                 .build();
-            return Ok(Mailer::Smtps(transport));
+            return Ok(Mailer::Smtps(transport, crate::smtp::describe_ca(ca)));
         }
         if !url.starts_with("smtp://") {
             return Err("must start with smtp:// or smtps://".into());
         }
         let settings = crate::smtp::SmtpSettings::parse(url)?;
-        Ok(Mailer::Smtp(Arc::new(crate::smtp::SmtpClient::new(
+        Ok(Mailer::Smtp(Arc::new(crate::smtp::SmtpClient::trusting(
             settings,
             connections,
-        ))))
+            ca.cloned(),
+        )?)))
     }
 
     /// `.eml` files in `dir` (created when missing).
@@ -142,7 +163,8 @@ impl Mailer {
     pub fn describe(&self) -> String {
         match self {
             Mailer::Smtp(client) => client.describe(),
-            Mailer::Smtps(_) => "SMTP over TLS (smtps://)".into(),
+            Mailer::Smtps(_, ca) if ca.is_empty() => "SMTP over TLS (smtps://)".into(),
+            Mailer::Smtps(_, ca) => format!("SMTP over TLS (smtps://{ca})"),
             Mailer::Files(_, dir) => format!(".eml files in {}", dir.display()),
             Mailer::Memory(_) => "memory".into(),
         }
@@ -160,7 +182,7 @@ impl Mailer {
                     .await
                     .map(|r| Some(r.message().collect::<Vec<_>>().join(" ").chars().take(200).collect()))
             }
-            Mailer::Smtps(t) => t
+            Mailer::Smtps(t, _) => t
                 .send(message)
                 .await
                 .map(|r| Some(r.message().collect::<Vec<_>>().join(" ").chars().take(200).collect()))

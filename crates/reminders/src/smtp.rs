@@ -7,15 +7,21 @@
 //! acknowledgement (40 ms on Linux). Every email then costs ~40 ms per connection: 25 emails
 //! a second each (measured in docs/performance.md). Setting `TCP_NODELAY` on our own socket
 //! removes the stall. `smtps://` (TLS from the first byte) still uses lettre's transport.
+//!
+//! Both check the relay's certificate against the Mozilla roots (`webpki-roots`) plus, when
+//! `CLINIC_SMTP_CA_FILE` is set, the CA certificates it holds ([`CaCertificates`]).
 
+use std::path::Path;
 use std::time::Duration;
 
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::transport::smtp::response::Response;
 use lettre::transport::smtp::Error;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
 
 use crate::mailer::MailError;
 
@@ -83,9 +89,91 @@ impl SmtpSettings {
     }
 }
 
+/// CA certificates trusted for the relay in addition to the Mozilla roots: a private CA
+/// (`CLINIC_SMTP_CA_FILE`). Lettre adds them to its root store
+/// (`TlsParametersBuilder::add_root_certificate`); the Mozilla roots stay trusted.
+#[derive(Clone)]
+pub struct CaCertificates {
+    der: Vec<Vec<u8>>,
+}
+
+impl CaCertificates {
+    /// Reads a PEM file holding one or more certificates.
+    pub fn read(path: &Path) -> Result<Self, String> {
+        let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        Self::from_pem(&pem).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Every `CERTIFICATE` section of a PEM text (other sections, such as keys, are skipped).
+    /// None at all, or one that is not a certificate usable as a root, is an error, so a
+    /// wrong file stops the start instead of failing every send.
+    pub fn from_pem(pem: &[u8]) -> Result<Self, String> {
+        let der = CertificateDer::pem_slice_iter(pem)
+            .map(|c| c.map(|c| c.as_ref().to_vec()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("not a PEM file: {e}"))?;
+        if der.is_empty() {
+            return Err("holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into());
+        }
+        let certificates = Self { der };
+        // The same checks lettre makes when it connects, made now.
+        certificates
+            .tls_parameters("localhost")
+            .map_err(|e| format!("a certificate cannot be used as a root: {e}"))?;
+        Ok(certificates)
+    }
+
+    /// How many certificates the file held.
+    pub fn len(&self) -> usize {
+        self.der.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.der.is_empty()
+    }
+
+    /// Certificate and hostname checks for `host`, trusting these roots too.
+    fn tls_parameters(&self, host: &str) -> Result<TlsParameters, Error> {
+        self.der
+            .iter()
+            .try_fold(TlsParameters::builder(host.to_owned()), |b, der| {
+                Ok(b.add_root_certificate(Certificate::from_der(der.clone())?))
+            })?
+            .build()
+    }
+}
+
+impl std::fmt::Debug for CaCertificates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CaCertificates({})", self.der.len())
+    }
+}
+
+/// TLS parameters for `host`: the Mozilla roots, plus `ca` when given.
+pub(crate) fn tls_parameters(host: &str, ca: Option<&CaCertificates>) -> Result<TlsParameters, String> {
+    match ca {
+        Some(ca) => ca.tls_parameters(host),
+        None => TlsParameters::new(host.to_owned()),
+    }
+    .map_err(|e| e.to_string())
+}
+
+/// What the startup log says about extra roots.
+pub(crate) fn describe_ca(ca: Option<&CaCertificates>) -> String {
+    match ca.map(CaCertificates::len) {
+        None => String::new(),
+        Some(1) => "; trusting 1 extra CA certificate".into(),
+        Some(n) => format!("; trusting {n} extra CA certificates"),
+    }
+}
+
 /// Connections to one SMTP server, reused while they work.
 pub struct SmtpClient {
     settings: SmtpSettings,
+    /// Built once (also for `tls=none`, where it goes unused): a CA file that cannot be used
+    /// fails at start, not at the first send.
+    tls: TlsParameters,
+    ca: Option<CaCertificates>,
     timeout: Duration,
     hello: ClientId,
     idle: tokio::sync::Mutex<Vec<AsyncSmtpConnection>>,
@@ -93,22 +181,32 @@ pub struct SmtpClient {
 }
 
 impl SmtpClient {
-    pub fn new(settings: SmtpSettings, max_idle: usize) -> Self {
-        Self {
+    pub fn new(settings: SmtpSettings, max_idle: usize) -> Result<Self, String> {
+        Self::trusting(settings, max_idle, None)
+    }
+
+    /// A client that also trusts the CA certificates `ca` for STARTTLS.
+    pub fn trusting(settings: SmtpSettings, max_idle: usize, ca: Option<CaCertificates>) -> Result<Self, String> {
+        let tls = tls_parameters(&settings.host, ca.as_ref())?;
+        Ok(Self {
             settings,
+            tls,
+            ca,
             timeout: Duration::from_secs(60),
             hello: ClientId::default(),
             idle: tokio::sync::Mutex::new(Vec::new()),
             max_idle,
-        }
+        })
     }
 
     /// How this client uses TLS, for the startup log.
     pub fn describe(&self) -> String {
         let s = &self.settings;
+        let ca = describe_ca(self.ca.as_ref());
         match s.tls {
-            StartTls::Required => format!("SMTP to {}:{} (STARTTLS required)", s.host, s.port),
-            StartTls::Opportunistic => format!("SMTP to {}:{} (STARTTLS when offered)", s.host, s.port),
+            StartTls::Required => format!("SMTP to {}:{} (STARTTLS required{ca})", s.host, s.port),
+            StartTls::Opportunistic => format!("SMTP to {}:{} (STARTTLS when offered{ca})", s.host, s.port),
+            // No TLS, so no certificate is checked: the CA file plays no part.
             StartTls::None => format!("SMTP to {}:{} (plain, no TLS)", s.host, s.port),
         }
     }
@@ -129,9 +227,8 @@ impl SmtpClient {
             StartTls::None => false,
         };
         if upgrade {
-            let params = TlsParameters::new(s.host.clone()).map_err(from_lettre)?;
             // A TLS failure is transient: the server or its certificate may be fixed.
-            conn.starttls(params, &self.hello).await.map_err(transient)?;
+            conn.starttls(self.tls.clone(), &self.hello).await.map_err(transient)?;
         }
         if let Some((user, password)) = &s.credentials {
             conn.auth(
@@ -203,5 +300,23 @@ mod tests {
         // A password never travels in clear.
         assert!(SmtpSettings::parse("smtp://u:p@relay.example?tls=none").is_err());
         assert!(SmtpSettings::parse("smtp://u:p@relay.example?tls=opportunistic").is_err());
+    }
+
+    #[test]
+    fn a_ca_file_without_a_usable_certificate_is_refused() {
+        let none = CaCertificates::from_pem(b"").expect_err("empty");
+        assert!(none.contains("no PEM certificate"), "{none}");
+        let key_only = b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n";
+        assert!(
+            CaCertificates::from_pem(key_only).is_err(),
+            "a key is not a certificate"
+        );
+        let not_der = b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        let bad = CaCertificates::from_pem(not_der).expect_err("not a certificate");
+        assert!(bad.contains("cannot be used as a root"), "{bad}");
+        let unterminated = b"-----BEGIN CERTIFICATE-----\nAAAA\n";
+        assert!(CaCertificates::from_pem(unterminated).is_err());
+        let missing = CaCertificates::read(Path::new("/nonexistent/ca.pem")).expect_err("missing");
+        assert!(missing.contains("cannot read /nonexistent/ca.pem"), "{missing}");
     }
 }

@@ -1,11 +1,15 @@
 //! The mailers against a real SMTP server (mailin-embedded, in process): what is sent is
-//! what arrives, TLS is required unless the URL says otherwise, and the file mailer writes
-//! `.eml` files.
+//! what arrives, TLS is required unless the URL says otherwise, certificates are checked on
+//! `smtp://` (STARTTLS) and `smtps://` against the roots plus `CLINIC_SMTP_CA_FILE`, and the
+//! file mailer writes `.eml` files.
+
+use std::time::Duration;
 
 use clinic_domain::time::ClinicZone;
-use clinic_reminders::mailer::{Mailer, OutgoingEmail, Sender};
+use clinic_reminders::mailer::{MailError, Mailer, OutgoingEmail, Sender};
+use clinic_reminders::smtp::CaCertificates;
 use clinic_reminders::templates::{EmailContext, EmailKind, Templates};
-use clinic_reminders::testing::SmtpSink;
+use clinic_reminders::testing::{SinkTls, SmtpSink};
 
 fn email() -> OutgoingEmail {
     let templates = Templates::load(None).expect("templates");
@@ -84,14 +88,111 @@ async fn what_is_sent_over_smtp_is_what_arrives() {
     );
 }
 
+/// One send, waited for at most 30 s: a hang fails the test instead of stalling it.
+async fn send(mailer: &Mailer) -> Result<Option<String>, MailError> {
+    tokio::time::timeout(Duration::from_secs(30), mailer.send(&sender(), &email()))
+        .await
+        .expect("the send ends within 30 s")
+}
+
+/// The sink's CA as `CLINIC_SMTP_CA_FILE` would hold it, read the way the setting is.
+fn ca_file(sink: &SmtpSink, dir: &tempfile::TempDir) -> CaCertificates {
+    let path = dir.path().join("relay-ca.pem");
+    std::fs::write(&path, sink.ca_pem().expect("a TLS sink")).expect("write");
+    CaCertificates::read(&path).expect("ca file")
+}
+
 #[tokio::test]
 async fn tls_is_required_unless_the_url_says_otherwise() {
     // The test server offers no STARTTLS: a plain smtp:// URL must refuse to send in clear.
     let sink = SmtpSink::start().expect("smtp");
     let mailer = Mailer::smtp(&format!("smtp://127.0.0.1:{}", sink.port)).expect("mailer");
-    let err = mailer.send(&sender(), &email()).await.expect_err("no TLS, no send");
+    let err = send(&mailer).await.expect_err("no TLS, no send");
     assert!(!err.permanent, "a TLS failure is worth retrying later: {err}");
+    assert!(err.message.contains("STARTTLS"), "{err}");
+    // Trusting a CA changes which certificates pass, not whether TLS is required.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = ca_file(&SmtpSink::tls(SinkTls::StartTls).expect("tls sink"), &dir);
+    let mailer = Mailer::smtp_trusting(&format!("smtp://127.0.0.1:{}?tls=required", sink.port), &ca).expect("mailer");
+    let err = send(&mailer).await.expect_err("no STARTTLS offered, no send");
+    assert!(err.message.contains("STARTTLS"), "{err}");
     assert!(sink.messages().is_empty());
+}
+
+#[tokio::test]
+async fn starttls_delivers_to_a_relay_signed_by_the_ca_file() {
+    let sink = SmtpSink::tls(SinkTls::StartTls).expect("smtp");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mailer = Mailer::smtp_trusting(&sink.url(), &ca_file(&sink, &dir)).expect("mailer");
+    assert!(
+        mailer
+            .describe()
+            .ends_with("(STARTTLS required; trusting 1 extra CA certificate)"),
+        "{}",
+        mailer.describe()
+    );
+    let reply = send(&mailer).await.expect("sent");
+    assert!(reply.is_some_and(|r| !r.is_empty()));
+    let messages = sink.messages();
+    assert_eq!(messages.len(), 1);
+    assert!(messages[0].contains("Message-ID: <reminder-0193a0c4@clinic-platform>"));
+    // The sink takes mail only after STARTTLS, through its TLS front.
+    assert_eq!(sink.tls_handshakes(), 1);
+}
+
+#[tokio::test]
+async fn starttls_refuses_a_relay_whose_certificate_is_not_trusted() {
+    let sink = SmtpSink::tls(SinkTls::StartTls).expect("smtp");
+    let other = SmtpSink::tls(SinkTls::StartTls).expect("another CA");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let untrusted = [
+        // The Mozilla roots only.
+        Mailer::smtp(&sink.url()).expect("mailer"),
+        // Another private CA.
+        Mailer::smtp_trusting(&sink.url(), &ca_file(&other, &dir)).expect("mailer"),
+    ];
+    for mailer in untrusted {
+        let err = send(&mailer).await.expect_err("certificate not trusted");
+        assert!(!err.permanent, "the relay's certificate may be fixed: {err}");
+        assert!(err.message.contains("certificate"), "{err}");
+    }
+    assert!(sink.messages().is_empty());
+    assert_eq!(sink.tls_handshakes(), 0);
+}
+
+#[tokio::test]
+async fn smtps_delivers_to_a_relay_signed_by_the_ca_file() {
+    let sink = SmtpSink::tls(SinkTls::Implicit).expect("smtp");
+    let dir = tempfile::tempdir().expect("tempdir");
+    assert!(sink.url().starts_with("smtps://"));
+    let mailer = Mailer::smtp_trusting(&sink.url(), &ca_file(&sink, &dir)).expect("mailer");
+    assert_eq!(
+        mailer.describe(),
+        "SMTP over TLS (smtps://; trusting 1 extra CA certificate)"
+    );
+    send(&mailer).await.expect("sent");
+    let messages = sink.messages();
+    assert_eq!(messages.len(), 1);
+    assert!(messages[0].contains("Message-ID: <reminder-0193a0c4@clinic-platform>"));
+    assert_eq!(sink.tls_handshakes(), 1);
+}
+
+#[tokio::test]
+async fn smtps_refuses_a_relay_whose_certificate_is_not_trusted() {
+    let sink = SmtpSink::tls(SinkTls::Implicit).expect("smtp");
+    let other = SmtpSink::tls(SinkTls::Implicit).expect("another CA");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let untrusted = [
+        Mailer::smtp(&sink.url()).expect("mailer"),
+        Mailer::smtp_trusting(&sink.url(), &ca_file(&other, &dir)).expect("mailer"),
+    ];
+    for mailer in untrusted {
+        let err = send(&mailer).await.expect_err("certificate not trusted");
+        assert!(!err.permanent, "the relay's certificate may be fixed: {err}");
+        assert!(err.message.contains("certificate"), "{err}");
+    }
+    assert!(sink.messages().is_empty());
+    assert_eq!(sink.tls_handshakes(), 0);
 }
 
 #[tokio::test]

@@ -69,11 +69,16 @@ pub fn composer(settings: &Settings, db_pool: &clinic_store::Pool) -> Result<Arc
     Ok(Arc::new(composer))
 }
 
-/// The mailer: SMTP when configured, otherwise `.eml` files under `$CLINIC_DATA_DIR/outbox/`.
+/// The mailer: SMTP when configured (trusting `CLINIC_SMTP_CA_FILE` too), otherwise `.eml`
+/// files under `$CLINIC_DATA_DIR/outbox/`.
 /// Call inside the Tokio runtime: the SMTP connection pool lives on it.
 pub fn mailer(settings: &Settings) -> Result<Mailer, String> {
     match &settings.smtp_url {
-        Some(url) => Mailer::smtp(url).map_err(|e| format!("CLINIC_SMTP_URL: {e}")),
+        Some(url) => match &settings.smtp_ca {
+            Some(ca) => Mailer::smtp_trusting(url, ca),
+            None => Mailer::smtp(url),
+        }
+        .map_err(|e| format!("CLINIC_SMTP_URL: {e}")),
         None => Mailer::files(settings.data_dir.join("outbox")),
     }
 }

@@ -29,6 +29,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "(none: emails are written as .eml files under $CLINIC_DATA_DIR/outbox/)",
     ),
     (
+        "CLINIC_SMTP_CA_FILE",
+        "smtp_ca_file",
+        "(none: the relay's certificate must chain to a Mozilla root)",
+    ),
+    (
         "CLINIC_MAIL_FROM",
         "mail_from",
         "\"$CLINIC_NAME\" <reminders@localhost>",
@@ -81,6 +86,8 @@ pub struct Settings {
     /// Street address for calendar invitations.
     pub clinic_address: Option<String>,
     pub smtp_url: Option<String>,
+    /// CA certificates the SMTP client trusts besides the Mozilla roots (a private relay).
+    pub smtp_ca: Option<clinic_reminders::smtp::CaCertificates>,
     /// The From of every email.
     pub mail_from: clinic_reminders::mailer::Mailbox,
     /// Where replies go, when not to `mail_from`.
@@ -192,6 +199,18 @@ impl Settings {
             }
             None => None,
         };
+        // Read now, so that a wrong file stops the start rather than every send.
+        let smtp_ca = match src.get("CLINIC_SMTP_CA_FILE") {
+            Some((_, name)) if smtp_url.is_none() => {
+                // Most likely CLINIC_SMTP_URL is missing or misspelt: emails would quietly
+                // become .eml files.
+                return Err(err(&name, "is set but CLINIC_SMTP_URL is not; it applies only to SMTP"));
+            }
+            Some((v, name)) => {
+                Some(clinic_reminders::smtp::CaCertificates::read(Path::new(&v)).map_err(|e| err(&name, e))?)
+            }
+            None => None,
+        };
         let mailbox = |v: &str, name: &str| {
             v.parse::<clinic_reminders::mailer::Mailbox>().map_err(|_| {
                 err(
@@ -283,6 +302,7 @@ impl Settings {
             phone_region,
             clinic_address,
             smtp_url,
+            smtp_ca,
             mail_from,
             mail_reply_to,
             public_url,
@@ -386,6 +406,47 @@ mod tests {
             let e = Settings::load(&env(&[(var, value)]), None).expect_err(var);
             assert_eq!(e.variable, var, "{e}");
         }
+
+        // CLINIC_SMTP_CA_FILE: unreadable, holding no certificate, or with no SMTP to apply to.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key_only = dir.path().join("key.pem");
+        std::fs::write(
+            &key_only,
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+        )
+        .expect("write");
+        let missing = dir.path().join("missing.pem");
+        for (smtp_url, path, why) in [
+            ("smtp://relay.example", &missing, "cannot read"),
+            ("smtps://relay.example", &key_only, "no PEM certificate"),
+            ("", &key_only, "CLINIC_SMTP_URL is not"),
+        ] {
+            let vars = env(&[
+                ("CLINIC_SMTP_URL", smtp_url),
+                ("CLINIC_SMTP_CA_FILE", &path.display().to_string()),
+            ]);
+            let e = Settings::load(&vars, None).expect_err(why);
+            assert_eq!(e.variable, "CLINIC_SMTP_CA_FILE", "{e}");
+            assert!(e.message.contains(why), "{e}");
+        }
+    }
+
+    #[test]
+    fn the_smtp_ca_file_is_read_at_start() {
+        let sink =
+            clinic_reminders::testing::SmtpSink::tls(clinic_reminders::testing::SinkTls::StartTls).expect("sink");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("ca.pem");
+        // Two certificates (the same one twice is enough) and a comment line around them.
+        let pem = sink.ca_pem().expect("ca");
+        std::fs::write(&path, format!("# relay CA\n{pem}{pem}")).expect("write");
+        let vars = env(&[
+            ("CLINIC_SMTP_URL", &sink.url()),
+            ("CLINIC_SMTP_CA_FILE", &path.display().to_string()),
+        ]);
+        let s = Settings::load(&vars, None).expect("settings");
+        assert_eq!(s.smtp_ca.as_ref().map(|c| c.len()), Some(2));
+        assert!(Settings::load(&env(&[]), None).expect("defaults").smtp_ca.is_none());
     }
 
     #[test]

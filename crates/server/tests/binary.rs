@@ -138,6 +138,20 @@ fn invalid_configuration_stops_with_the_variable_named() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("CLINIC_TIME_ZONE"), "{stderr}");
+
+    // A CA file that is not there stops the start too (security finding F13).
+    let out = clinic(&db, data.path())
+        .env("CLINIC_SMTP_URL", "smtp://relay.example")
+        .env("CLINIC_SMTP_CA_FILE", data.path().join("missing-ca.pem"))
+        .arg("migrate")
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("CLINIC_SMTP_CA_FILE") && stderr.contains("cannot read"),
+        "{stderr}"
+    );
 }
 
 #[test]

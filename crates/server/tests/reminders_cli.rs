@@ -7,7 +7,7 @@ mod common;
 use std::process::Command;
 
 use chrono::{Datelike, Duration, TimeZone, Utc, Weekday};
-use clinic_reminders::testing::SmtpSink;
+use clinic_reminders::testing::{SinkTls, SmtpSink};
 use clinic_store::testing::TestDatabase;
 use common::{clinic, Server};
 use serde_json::{json, Value};
@@ -89,6 +89,32 @@ fn run_once_sends_what_a_server_without_scheduler_planned_exactly_once() {
     let messages = sink.messages();
     assert_eq!(messages.len(), 1);
     assert!(messages[0].contains("To: Ivy <ivy@example.org>"), "{}", messages[0]);
+    assert!(server.terminate().success());
+}
+
+#[test]
+fn run_once_sends_over_starttls_to_a_relay_signed_by_the_smtp_ca_file() {
+    let db = TestDatabase::new();
+    let data = tempfile::tempdir().expect("data dir");
+    let sink = SmtpSink::tls(SinkTls::StartTls).expect("smtp");
+    let certs = tempfile::tempdir().expect("certs dir");
+    let ca = certs.path().join("relay-ca.pem");
+    std::fs::write(&ca, sink.ca_pem().expect("a TLS sink")).expect("ca file");
+    let mut server = Server::start_with(
+        clinic(&db, data.path())
+            .env("CLINIC_SMTP_URL", sink.url())
+            .env("CLINIC_SMTP_CA_FILE", &ca),
+        &["--no-scheduler"],
+    );
+    book_one(&server);
+    let sent = run_once(
+        clinic(&db, data.path())
+            .env("CLINIC_SMTP_URL", sink.url())
+            .env("CLINIC_SMTP_CA_FILE", &ca),
+    );
+    assert!(sent.contains("sent 1,"), "{sent}");
+    assert_eq!(sink.messages().len(), 1);
+    assert_eq!(sink.tls_handshakes(), 1, "the email went over STARTTLS");
     assert!(server.terminate().success());
 }
 
