@@ -6,7 +6,8 @@ use actix_web::web;
 use chrono::{DateTime, Utc};
 use clinic_domain::contact::PhoneRegion;
 use clinic_domain::time::{ClinicZone, Clock};
-use clinic_store::{pool, DbConnection, Pool};
+use clinic_patients::audit::{self, Actor, AuditWriter};
+use clinic_store::{dialect, pool, DbConnection, Pool, StoreError};
 
 use crate::metrics::Metrics;
 use crate::problem::ApiError;
@@ -46,7 +47,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub limits: Limits,
     /// Group-commit writer for the audit events of reads.
-    pub audit: clinic_patients::audit::AuditWriter,
+    pub audit: AuditWriter,
     /// Recent availability answers (cleared by every calendar change in this process).
     pub availability: crate::availability_cache::AvailabilityCache,
     /// Published articles for the public pages and API.
@@ -79,5 +80,54 @@ impl AppState {
         })
         .await
         .map_err(|_| ApiError::Internal("blocking task was cancelled".into()))?
+    }
+
+    /// Like [`Self::db`] for an administrative change (providers, closures, appointment
+    /// types, feed tokens): `f` and its audit event, naming the subject `f` returned, are
+    /// committed in one transaction, so a change never lands without its trace (security
+    /// review F5).
+    pub async fn db_change<T, E, F, S>(
+        &self,
+        actor: Actor,
+        action: &'static str,
+        subject_type: &'static str,
+        subject: S,
+        f: F,
+    ) -> Result<T, ApiError>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
+        S: FnOnce(&T) -> String + Send + 'static,
+        T: Send + 'static,
+        E: Into<ApiError> + From<diesel::result::Error> + From<StoreError> + Send + 'static,
+    {
+        let now = self.now();
+        self.db(move |conn| {
+            dialect::write_transaction(conn, |conn| {
+                let value = f(conn)?;
+                audit::record(conn, &actor, action, subject_type, &subject(&value), now)?;
+                Ok::<T, E>(value)
+            })
+        })
+        .await
+    }
+
+    /// Like [`Self::db`] for work that reads patient data: `f` records its read events on
+    /// the writer it is given, the pooled connection goes back, and the events are
+    /// committed before the result is handed over, so nothing leaves unaudited and waiting
+    /// reads do not hold the pool. Events are committed even when `f` fails part-way (what
+    /// it read before failing was still read).
+    pub async fn db_audited<T, E, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&mut DbConnection, &AuditWriter) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: Into<ApiError> + Send + 'static,
+    {
+        let deferred = self.audit.deferred();
+        let writer = deferred.clone();
+        let result = self.db(move |conn| f(conn, &writer)).await;
+        let committed = deferred.commit_deferred().await;
+        let value = result?;
+        committed.map_err(ApiError::from)?;
+        Ok(value)
     }
 }

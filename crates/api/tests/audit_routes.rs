@@ -110,7 +110,7 @@ const NOT_PATIENT_DATA: &[(&str, &str)] = &[
     ("update_condition", "editorial content"),
     // Catalogues and clinic-wide settings.
     ("list_appointment_types", "catalogue of appointment types"),
-    ("update_appointment_type", "catalogue of appointment types"),
+    ("update_appointment_type", "catalogue of appointment types (audited as appointment_type.update)"),
     ("list_screening_criteria", "catalogue of screening questions"),
     ("create_screening_criterion", "catalogue of screening questions"),
     ("update_screening_criterion", "catalogue of screening questions"),
@@ -134,18 +134,18 @@ const NOT_PATIENT_DATA: &[(&str, &str)] = &[
     // The clinic's calendar and staff.
     ("get_availability", "free slots only: names no appointment or patient"),
     ("list_closures", "the clinic's closure days"),
-    ("create_closure", "the clinic's closure days"),
-    ("delete_closure", "the clinic's closure days"),
+    ("create_closure", "the clinic's closure days (audited as closure.create)"),
+    ("delete_closure", "the clinic's closure days (audited as closure.delete)"),
     ("list_providers", "staff records and working hours"),
-    ("create_provider", "staff records and working hours"),
+    ("create_provider", "staff records and working hours (audited as provider.create)"),
     ("get_provider", "staff records and working hours"),
-    ("update_provider", "staff records and working hours"),
+    ("update_provider", "staff records and working hours (audited as provider.update)"),
     ("list_time_off", "a provider's time off"),
-    ("create_time_off", "a provider's time off"),
-    ("delete_time_off", "a provider's time off"),
+    ("create_time_off", "a provider's time off (audited as provider.time_off_add)"),
+    ("delete_time_off", "a provider's time off (audited as provider.time_off_remove)"),
     ("list_feed_tokens", "a provider's calendar-feed credentials"),
-    ("create_feed_token", "a provider's calendar-feed credentials"),
-    ("revoke_feed_token", "a provider's calendar-feed credentials"),
+    ("create_feed_token", "a provider's calendar-feed credentials (audited as feed_token.create)"),
+    ("revoke_feed_token", "a provider's calendar-feed credentials (audited as feed_token.revoke)"),
     (
         "get_provider_calendar",
         "a provider's feed: appointment times and types, no patient name or id",
@@ -153,7 +153,7 @@ const NOT_PATIENT_DATA: &[(&str, &str)] = &[
     // Access control and operations.
     (
         "list_audit_events",
-        "the audit log itself (admin): reading it opens no patient record",
+        "the audit log itself (admin): reading it opens no patient record (audited as audit.list)",
     ),
     ("list_tokens", "API credentials"),
     ("create_token", "API credentials (audited as token.create)"),
@@ -964,4 +964,144 @@ async fn every_patient_data_operation_leaves_its_audit_event() {
         failures.join("\n")
     );
     assert!(checked >= AUDITED.len());
+}
+
+/// Administrative changes leave a trace too (security review F5): each change to providers,
+/// their time off, closures, appointment types and calendar-feed tokens records an event
+/// naming the changed record, under the calling token and request id, committed with the
+/// change. Reading the audit log records `audit.list`.
+#[actix_web::test]
+async fn administrative_changes_and_audit_log_reads_are_recorded() {
+    let w = Walk::new().await;
+    let subject = |kind: &'static str, id: &str| Subject {
+        kind,
+        id: id.to_owned(),
+        by_token: true,
+    };
+    let mut failures = Vec::new();
+    let check = |call: Call, subject: Subject, action: &'static str| {
+        assert!(
+            call.res.status.is_success(),
+            "{} {}: {}",
+            call.method,
+            call.path,
+            call.res.text()
+        );
+        (call, subject, action)
+    };
+    let mut calls = Vec::new();
+
+    let hours = json!([{"weekday": "monday", "start": "09:00", "end": "12:00"}]);
+    let created = w
+        .op(
+            Method::POST,
+            "/api/v1/providers",
+            Some(json!({"name": "Dr. Lee", "role": "nurse", "hours": hours})),
+        )
+        .await;
+    let provider = id_of(&created.res.json());
+    calls.push(check(created, subject("provider", &provider), "provider.create"));
+    let path = format!("/api/v1/providers/{provider}");
+    let updated = w
+        .op(
+            Method::PATCH,
+            &path,
+            Some(json!({"version": 1, "role": "nurse practitioner"})),
+        )
+        .await;
+    calls.push(check(updated, subject("provider", &provider), "provider.update"));
+    let off = w
+        .op(
+            Method::POST,
+            &format!("{path}/time-off"),
+            Some(json!({"starts_at": "2027-02-01T15:00:00Z", "ends_at": "2027-02-01T18:00:00Z"})),
+        )
+        .await;
+    let off_id = id_of(&off.res.json());
+    calls.push(check(off, subject("provider", &provider), "provider.time_off_add"));
+    let removed = w.op(Method::DELETE, &format!("{path}/time-off/{off_id}"), None).await;
+    calls.push(check(
+        removed,
+        subject("provider", &provider),
+        "provider.time_off_remove",
+    ));
+
+    let closed = w
+        .op(
+            Method::POST,
+            "/api/v1/closures",
+            Some(json!({"date": "2027-07-05", "name": "Independence Day (observed)"})),
+        )
+        .await;
+    calls.push(check(closed, subject("closure", "2027-07-05"), "closure.create"));
+    let reopened = w.op(Method::DELETE, "/api/v1/closures/2027-07-05", None).await;
+    calls.push(check(reopened, subject("closure", "2027-07-05"), "closure.delete"));
+
+    let typed = w
+        .op(
+            Method::PATCH,
+            "/api/v1/appointment-types/refill",
+            Some(json!({"version": 1, "buffer_after_minutes": 10})),
+        )
+        .await;
+    calls.push(check(
+        typed,
+        subject("appointment_type", "refill"),
+        "appointment_type.update",
+    ));
+
+    let feed = w.op(Method::POST, &format!("{path}/feed-tokens"), None).await;
+    let feed_body = feed.res.json();
+    let feed_id = id_of(&feed_body);
+    let secret = feed_body["feed_path"]
+        .as_str()
+        .expect("path")
+        .split("token=")
+        .nth(1)
+        .expect("secret")
+        .to_owned();
+    calls.push(check(feed, subject("feed_token", &feed_id), "feed_token.create"));
+    let revoked = w
+        .op(Method::DELETE, &format!("{path}/feed-tokens/{feed_id}"), None)
+        .await;
+    calls.push(check(revoked, subject("feed_token", &feed_id), "feed_token.revoke"));
+
+    for (call, subject, action) in &calls {
+        if let Some(why) = w.missing_event(call, subject, action).await {
+            failures.push(format!("{} {}: {why}", call.method, call.path));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    // Nothing secret in the trail: the feed token's secret is not an event field.
+    let all = w.app.get("/api/v1/audit-events?limit=100", &w.app.admin).await.text();
+    assert!(all.contains("feed_token.create") && !all.contains(&secret), "{all}");
+
+    // Reading the log is recorded, naming the subject filtered on, under that request; the
+    // page read does not contain its own event.
+    let read = w
+        .app
+        .get(
+            &format!("/api/v1/audit-events?subject_id={provider}&limit=100"),
+            &w.app.admin,
+        )
+        .await;
+    assert_eq!(read.status, StatusCode::OK, "{}", read.text());
+    let request_id = read.header("x-request-id").expect("request id");
+    assert!(!read.text().contains(&request_id), "{}", read.text());
+    let trail = w
+        .app
+        .get(
+            &format!("/api/v1/audit-events?action=audit.list&subject_id={provider}"),
+            &w.app.admin,
+        )
+        .await
+        .json();
+    let items = trail["items"].as_array().expect("items");
+    assert!(
+        items.iter().any(|e| e["request_id"] == request_id.as_str()
+            && e["subject_type"] == "audit_log"
+            && e["actor_token_id"].is_string()),
+        "{trail}"
+    );
 }

@@ -500,3 +500,31 @@ async fn concurrent_reads_and_writes_all_succeed() {
         "{write_statuses:?}"
     );
 }
+
+/// Fail closed (security review F6): when a read's audit event cannot be committed, the
+/// record is not returned: 503, and no patient data in the answer.
+#[actix_web::test]
+async fn a_read_whose_audit_event_cannot_be_stored_returns_nothing() {
+    let mut app = TestApp::new().await;
+    let id = app.create_patient("Grace", "Hopper").await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    assert_eq!(
+        app.get(&format!("/api/v1/patients/{id}"), &app.admin).await.status,
+        StatusCode::OK
+    );
+
+    // An audit writer whose database cannot be opened: every batch it takes fails.
+    let nowhere = std::env::temp_dir()
+        .join(format!("no-such-dir-{}", uuid::Uuid::new_v4()))
+        .join("audit.db");
+    app.state.audit = clinic_patients::audit::AuditWriter::start(clinic_store::DatabaseUrl::sqlite_file(&nowhere));
+
+    for path in [format!("/api/v1/patients/{id}"), "/api/v1/patients".to_owned()] {
+        let res = app.get(&path, &app.admin).await;
+        res.problem(503, "service_unavailable");
+        let text = res.text();
+        assert!(!text.contains("Grace") && !text.contains("Hopper"), "{path}: {text}");
+    }
+}

@@ -4,9 +4,11 @@
 //! the [`AuditWriter`]: one thread commits the events of all reads that arrive together in
 //! one transaction (group commit) and only then releases each waiting read, so no record
 //! leaves the platform before its audit event is stored, and a busy clinic does not pay a
-//! commit per read.
+//! commit per read. The API reads with a [deferred](AuditWriter::deferred) writer: the read
+//! gives its pooled connection back first and then awaits the commit, so waiting reads do
+//! not hold the pool (docs/performance.md, foundation).
 
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use clinic_domain::ids::TokenId;
@@ -105,7 +107,35 @@ struct BatchFailure {
     message: String,
 }
 
-type Ack = mpsc::SyncSender<Result<(), BatchFailure>>;
+/// Where the writer reports a batch's outcome: a blocked thread or an awaiting task.
+enum Ack {
+    Blocking(mpsc::SyncSender<Result<(), BatchFailure>>),
+    Async(tokio::sync::oneshot::Sender<Result<(), BatchFailure>>),
+}
+
+impl Ack {
+    fn send(self, result: Result<(), BatchFailure>) {
+        // A read that gave up waiting is gone; nothing to tell it.
+        let _ = match self {
+            Ack::Blocking(tx) => tx.send(result).map_err(drop),
+            Ack::Async(tx) => tx.send(result).map_err(drop),
+        };
+    }
+}
+
+impl From<BatchFailure> for StoreError {
+    fn from(f: BatchFailure) -> Self {
+        if f.unavailable {
+            StoreError::Unavailable(f.message)
+        } else {
+            StoreError::Corrupt(format!("audit write failed: {}", f.message))
+        }
+    }
+}
+
+fn stopped() -> StoreError {
+    StoreError::Unavailable("the audit writer has stopped".into())
+}
 
 /// Writes the audit events of reads, and returns only once they are committed.
 ///
@@ -117,6 +147,8 @@ type Ack = mpsc::SyncSender<Result<(), BatchFailure>>;
 #[derive(Clone)]
 pub struct AuditWriter {
     batches: mpsc::Sender<(Vec<PendingEvent>, Ack)>,
+    /// Set on a [deferred](Self::deferred) writer: events wait here for [`Self::commit_deferred`].
+    held: Option<Arc<Mutex<Vec<PendingEvent>>>>,
 }
 
 /// The most events one transaction takes; more wait for the next.
@@ -143,31 +175,63 @@ impl AuditWriter {
                     }
                     let result = write_batch(&url, &mut conn, &batch);
                     for (_, ack) in batch {
-                        // A read that gave up waiting is gone; nothing to tell it.
-                        let _ = ack.send(result.clone());
+                        ack.send(result.clone());
                     }
                 }
             })
             .map(drop)
             .unwrap_or_else(|e| tracing::error!(error = %e, "cannot start the audit writer"));
-        Self { batches: jobs }
+        Self {
+            batches: jobs,
+            held: None,
+        }
     }
 
-    /// Stores the events and returns once they are committed.
+    /// Stores the events and returns once they are committed; on a deferred writer, holds
+    /// them for [`Self::commit_deferred`] instead.
     pub fn record(&self, events: Vec<PendingEvent>) -> Result<(), StoreError> {
         if events.is_empty() {
             return Ok(());
         }
-        let (ack, done) = mpsc::sync_channel(1);
-        self.batches
-            .send((events, ack))
-            .map_err(|_| StoreError::Unavailable("the audit writer has stopped".into()))?;
-        match done.recv() {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(f)) if f.unavailable => Err(StoreError::Unavailable(f.message)),
-            Ok(Err(f)) => Err(StoreError::Corrupt(format!("audit write failed: {}", f.message))),
-            Err(_) => Err(StoreError::Unavailable("the audit writer has stopped".into())),
+        if let Some(held) = &self.held {
+            held.lock()
+                .map_err(|_| StoreError::Corrupt("audit events lost to a panic".into()))?
+                .extend(events);
+            return Ok(());
         }
+        let (ack, done) = mpsc::sync_channel(1);
+        self.batches.send((events, Ack::Blocking(ack))).map_err(|_| stopped())?;
+        done.recv().map_err(|_| stopped())?.map_err(StoreError::from)
+    }
+
+    /// A writer that holds what is recorded through it until [`Self::commit_deferred`], so
+    /// a read can return its pooled connection before it waits for the commit. Whoever
+    /// makes one must commit it before anything read under it leaves the process
+    /// (`AppState::db_audited` in the API does both).
+    pub fn deferred(&self) -> AuditWriter {
+        AuditWriter {
+            batches: self.batches.clone(),
+            held: Some(Arc::new(Mutex::new(Vec::new()))),
+        }
+    }
+
+    /// Commits the events held by this deferred writer (and its clones), without blocking
+    /// a thread while the writer works. A plain writer holds nothing: `Ok` at once.
+    pub async fn commit_deferred(&self) -> Result<(), StoreError> {
+        let events = match &self.held {
+            Some(held) => std::mem::take(
+                &mut *held
+                    .lock()
+                    .map_err(|_| StoreError::Corrupt("audit events lost to a panic".into()))?,
+            ),
+            None => Vec::new(),
+        };
+        if events.is_empty() {
+            return Ok(());
+        }
+        let (ack, done) = tokio::sync::oneshot::channel();
+        self.batches.send((events, Ack::Async(ack))).map_err(|_| stopped())?;
+        done.await.map_err(|_| stopped())?.map_err(StoreError::from)
     }
 }
 

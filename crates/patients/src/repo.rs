@@ -549,4 +549,28 @@ mod tests {
             8
         );
     }
+
+    /// A deferred writer keeps what a read records until it is committed, and its clones
+    /// share the same held events (the API's `db_audited` relies on both).
+    #[tokio::test]
+    async fn a_deferred_writer_stores_events_only_when_committed() {
+        let db = TestDatabase::new();
+        let pool = db.pool();
+        let writer = AuditWriter::start(db.url().clone());
+        let mut conn = clinic_store::pool::get(&pool).expect("connect");
+        let (actor, now) = (Actor::system(), time::now());
+        let created = create(&mut conn, &actor, new_patient("Ann", "Lee", None), now).expect("create");
+        let reads = |conn: &mut DbConnection| events(conn).iter().filter(|e| e.action == "patient.read").count();
+
+        let deferred = writer.deferred();
+        let clone = deferred.clone();
+        get(&mut conn, &clone, &actor, created.id, now).expect("read");
+        get(&mut conn, &deferred, &actor, created.id, now).expect("read");
+        assert_eq!(reads(&mut conn), 0, "held until committed");
+
+        deferred.commit_deferred().await.expect("commit");
+        assert_eq!(reads(&mut conn), 2);
+        clone.commit_deferred().await.expect("nothing left to commit");
+        assert_eq!(reads(&mut conn), 2, "each event is committed once");
+    }
 }

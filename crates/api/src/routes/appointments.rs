@@ -407,9 +407,9 @@ pub async fn list_appointments(
         to: q.to,
         after,
     };
-    let (audit, now) = (state.audit.clone(), state.now());
+    let now = state.now();
     let (list, more) = state
-        .db(move |conn| repo::list(conn, &audit, &auth.actor, &filter, limit, now))
+        .db_audited(move |conn, audit| repo::list(conn, audit, &auth.actor, &filter, limit, now))
         .await?;
     let next_cursor = if more {
         list.last().map(|a| pagination::instant_cursor(a.start, &a.id))
@@ -431,10 +431,10 @@ pub async fn get_appointment(
     id: web::Path<String>,
 ) -> Result<web::Json<AppointmentResponse>, ApiError> {
     let id: AppointmentId = super::path_id(&id, "appointment")?;
-    let (audit, now) = (state.audit.clone(), state.now());
+    let now = state.now();
     Ok(web::Json(
         state
-            .db(move |conn| repo::get(conn, &audit, &auth.actor, id, now))
+            .db_audited(move |conn, audit| repo::get(conn, audit, &auth.actor, id, now))
             .await?
             .into(),
     ))
@@ -585,10 +585,10 @@ pub async fn list_appointment_history(
     id: web::Path<String>,
 ) -> Result<web::Json<HistoryList>, ApiError> {
     let id: AppointmentId = super::path_id(&id, "appointment")?;
-    let (audit, now) = (state.audit.clone(), state.now());
+    let now = state.now();
     let list = state
-        .db(move |conn| {
-            repo::get(conn, &audit, &auth.actor, id, now)?;
+        .db_audited(move |conn, audit| {
+            repo::get(conn, audit, &auth.actor, id, now)?;
             repo::history_of(conn, id)
         })
         .await?;
@@ -638,9 +638,9 @@ pub async fn get_appointment_ics(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id: AppointmentId = super::path_id(&id, "appointment")?;
-    let (audit, now) = (state.audit.clone(), state.now());
+    let now = state.now();
     let a = state
-        .db(move |conn| repo::get(conn, &audit, &auth.actor, id, now))
+        .db_audited(move |conn, audit| repo::get(conn, audit, &auth.actor, id, now))
         .await?;
     Ok(HttpResponse::Ok()
         .content_type(

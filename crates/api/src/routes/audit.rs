@@ -82,7 +82,7 @@ pub struct ListAuditQuery {
 #[get("/audit-events")]
 pub async fn list_audit_events(
     state: web::Data<AppState>,
-    _auth: Authorized<scopes::Admin>,
+    auth: Authorized<scopes::Admin>,
     query: QueryParams<ListAuditQuery>,
 ) -> Result<web::Json<Page<AuditEventResponse>>, ApiError> {
     let q = query.into_inner()?;
@@ -101,7 +101,22 @@ pub async fn list_audit_events(
         to: q.to,
         before_id,
     };
-    let (events, more) = state.db(move |conn| audit::list(conn, &filter, limit)).await?;
+    // Reading the log is itself recorded (security review F5); committed after the list is
+    // read, so a page never shows its own read.
+    let (actor, now) = (auth.actor, state.now());
+    let (events, more) = state
+        .db_audited(move |conn, writer| {
+            let page = audit::list(conn, &filter, limit)?;
+            writer.record(vec![audit::PendingEvent {
+                actor,
+                action: "audit.list",
+                subject_type: "audit_log",
+                subject_id: filter.subject_id.clone().unwrap_or_else(|| "*".into()),
+                at: now,
+            }])?;
+            Ok::<_, clinic_store::StoreError>(page)
+        })
+        .await?;
     let next_cursor = if more {
         events.last().map(|e| e.id.to_string())
     } else {

@@ -296,9 +296,8 @@ pub async fn list_patients(
         .transpose()?;
     let filter = PatientFilter { query: query.q, after };
     let now = state.now();
-    let audit = state.audit.clone();
     let page = state
-        .db(move |conn| repo::list(conn, &audit, &auth.actor, &filter, limit, now))
+        .db_audited(move |conn, audit| repo::list(conn, audit, &auth.actor, &filter, limit, now))
         .await?;
     Ok(web::Json(Page {
         items: page.patients.into_iter().map(PatientResponse::from).collect(),
@@ -321,9 +320,8 @@ pub async fn get_patient(
 ) -> Result<web::Json<PatientResponse>, ApiError> {
     let id: PatientId = super::path_id(&id, "patient")?;
     let now = state.now();
-    let audit = state.audit.clone();
     let patient = state
-        .db(move |conn| repo::get(conn, &audit, &auth.actor, id, now))
+        .db_audited(move |conn, audit| repo::get(conn, audit, &auth.actor, id, now))
         .await?;
     Ok(web::Json(patient.into()))
 }

@@ -9,9 +9,10 @@ use clinic_domain::scheduling::{self, Span, WorkingInterval};
 use clinic_domain::time::ClinicZone;
 use clinic_domain::{FieldError, ValidationErrors};
 use clinic_scheduling::closures::{self, Closure};
+use clinic_scheduling::feeds::{self, FeedToken};
 use clinic_scheduling::providers::{self as repo, Provider, ProviderChanges, ProviderFields, TimeOff};
 use clinic_scheduling::types::{self, AppointmentType, TypeChanges};
-use clinic_scheduling::{appointments, feeds, ical};
+use clinic_scheduling::{appointments, ical};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -238,7 +239,7 @@ pub struct CreateProviderRequest {
 #[post("/providers")]
 pub async fn create_provider(
     state: web::Data<AppState>,
-    _auth: Authorized<scopes::SchedulingWrite>,
+    auth: Authorized<scopes::SchedulingWrite>,
     body: JsonBody<CreateProviderRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner()?;
@@ -260,7 +261,15 @@ pub async fn create_provider(
         time_zone,
         hours,
     };
-    let p = state.db(move |conn| repo::create(conn, fields, now)).await?;
+    let p = state
+        .db_change(
+            auth.actor,
+            "provider.create",
+            "provider",
+            |p: &Provider| p.id.to_string(),
+            move |conn| repo::create(conn, fields, now),
+        )
+        .await?;
     state.availability.clear();
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/api/v1/providers/{}", p.id)))
@@ -315,7 +324,7 @@ pub struct UpdateProviderRequest {
 #[patch("/providers/{id}")]
 pub async fn update_provider(
     state: web::Data<AppState>,
-    _auth: Authorized<scopes::SchedulingWrite>,
+    auth: Authorized<scopes::SchedulingWrite>,
     id: web::Path<String>,
     body: JsonBody<UpdateProviderRequest>,
 ) -> Result<web::Json<ProviderResponse>, ApiError> {
@@ -344,7 +353,13 @@ pub async fn update_provider(
     e.finish()?;
     let (version, now) = (b.version, state.now());
     let changed = state
-        .db(move |conn| repo::update(conn, id, version, changes, now))
+        .db_change(
+            auth.actor,
+            "provider.update",
+            "provider",
+            move |_| id.to_string(),
+            move |conn| repo::update(conn, id, version, changes, now),
+        )
         .await?;
     state.availability.clear();
     Ok(web::Json(changed.into()))
@@ -415,7 +430,7 @@ pub struct CreateTimeOffRequest {
 #[post("/providers/{id}/time-off")]
 pub async fn create_time_off(
     state: web::Data<AppState>,
-    _auth: Authorized<scopes::SchedulingWrite>,
+    auth: Authorized<scopes::SchedulingWrite>,
     id: web::Path<String>,
     body: JsonBody<CreateTimeOffRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -435,7 +450,13 @@ pub async fn create_time_off(
     let now = state.now();
     let span = Span::new(b.starts_at, b.ends_at);
     let t = state
-        .db(move |conn| repo::add_time_off(conn, id, span, reason, now))
+        .db_change(
+            auth.actor,
+            "provider.time_off_add",
+            "provider",
+            move |_| id.to_string(),
+            move |conn| repo::add_time_off(conn, id, span, reason, now),
+        )
         .await?;
     state.availability.clear();
     Ok(HttpResponse::Created().json(TimeOffResponse::from(t)))
@@ -454,13 +475,21 @@ pub async fn create_time_off(
 #[delete("/providers/{id}/time-off/{time_off_id}")]
 pub async fn delete_time_off(
     state: web::Data<AppState>,
-    _auth: Authorized<scopes::SchedulingWrite>,
+    auth: Authorized<scopes::SchedulingWrite>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, t) = path.into_inner();
     let id: ProviderId = super::path_id(&id, "provider")?;
     let t: TimeOffId = super::path_id(&t, "time off")?;
-    state.db(move |conn| repo::delete_time_off(conn, id, t)).await?;
+    state
+        .db_change(
+            auth.actor,
+            "provider.time_off_remove",
+            "provider",
+            move |_| id.to_string(),
+            move |conn| repo::delete_time_off(conn, id, t),
+        )
+        .await?;
     state.availability.clear();
     Ok(HttpResponse::NoContent().finish())
 }
@@ -510,14 +539,20 @@ pub async fn list_closures(
 #[post("/closures")]
 pub async fn create_closure(
     state: web::Data<AppState>,
-    _auth: Authorized<scopes::SchedulingWrite>,
+    auth: Authorized<scopes::SchedulingWrite>,
     body: JsonBody<ClosureDto>,
 ) -> Result<HttpResponse, ApiError> {
     let b = body.into_inner()?;
     let name = text("name", &b.name, 120).map_err(ValidationErrors::from)?;
     let now = state.now();
     let c = state
-        .db(move |conn| closures::add(conn, Closure { date: b.date, name }, now))
+        .db_change(
+            auth.actor,
+            "closure.create",
+            "closure",
+            |c: &Closure| c.date.to_string(),
+            move |conn| closures::add(conn, Closure { date: b.date, name }, now),
+        )
         .await?;
     state.availability.clear();
     Ok(HttpResponse::Created().json(ClosureDto {
@@ -531,11 +566,19 @@ pub async fn create_closure(
 #[delete("/closures/{date}")]
 pub async fn delete_closure(
     state: web::Data<AppState>,
-    _auth: Authorized<scopes::SchedulingWrite>,
+    auth: Authorized<scopes::SchedulingWrite>,
     date: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let date = NaiveDate::parse_from_str(&date, "%Y-%m-%d").map_err(|_| ApiError::NotFound("closure"))?;
-    state.db(move |conn| closures::delete(conn, date)).await?;
+    state
+        .db_change(
+            auth.actor,
+            "closure.delete",
+            "closure",
+            move |_| date.to_string(),
+            move |conn| closures::delete(conn, date),
+        )
+        .await?;
     state.availability.clear();
     Ok(HttpResponse::NoContent().finish())
 }
@@ -655,7 +698,7 @@ fn in_range(e: &mut ValidationErrors, field: &str, v: Option<i64>, min: i64, max
 #[patch("/appointment-types/{code}")]
 pub async fn update_appointment_type(
     state: web::Data<AppState>,
-    _auth: Authorized<scopes::SchedulingWrite>,
+    auth: Authorized<scopes::SchedulingWrite>,
     code: web::Path<String>,
     body: JsonBody<UpdateAppointmentTypeRequest>,
 ) -> Result<web::Json<AppointmentTypeResponse>, ApiError> {
@@ -680,7 +723,13 @@ pub async fn update_appointment_type(
     e.finish()?;
     let (code, version, now) = (code.into_inner(), b.version, state.now());
     let changed = state
-        .db(move |conn| types::update(conn, &code, version, changes, now))
+        .db_change(
+            auth.actor,
+            "appointment_type.update",
+            "appointment_type",
+            |t: &AppointmentType| t.code.clone(),
+            move |conn| types::update(conn, &code, version, changes, now),
+        )
         .await?;
     state.availability.clear();
     Ok(web::Json(changed.into()))
@@ -721,12 +770,20 @@ fn feed_response(t: feeds::FeedToken) -> FeedTokenResponse {
 #[post("/providers/{id}/feed-tokens")]
 pub async fn create_feed_token(
     state: web::Data<AppState>,
-    _auth: Authorized<scopes::SchedulingWrite>,
+    auth: Authorized<scopes::SchedulingWrite>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id: ProviderId = super::path_id(&id, "provider")?;
     let now = state.now();
-    let (token, secret) = state.db(move |conn| feeds::create(conn, id, now)).await?;
+    let (token, secret) = state
+        .db_change(
+            auth.actor,
+            "feed_token.create",
+            "feed_token",
+            |(t, _): &(FeedToken, String)| t.id.to_string(),
+            move |conn| feeds::create(conn, id, now),
+        )
+        .await?;
     Ok(HttpResponse::Created().json(CreatedFeedToken {
         feed_path: format!("/api/v1/providers/{id}/calendar.ics?token={secret}"),
         token: feed_response(token),
@@ -766,14 +823,22 @@ pub async fn list_feed_tokens(
 #[delete("/providers/{id}/feed-tokens/{token_id}")]
 pub async fn revoke_feed_token(
     state: web::Data<AppState>,
-    _auth: Authorized<scopes::SchedulingWrite>,
+    auth: Authorized<scopes::SchedulingWrite>,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, t) = path.into_inner();
     let id: ProviderId = super::path_id(&id, "provider")?;
     let t: FeedTokenId = super::path_id(&t, "feed token")?;
     let now = state.now();
-    state.db(move |conn| feeds::revoke(conn, id, t, now)).await?;
+    state
+        .db_change(
+            auth.actor,
+            "feed_token.revoke",
+            "feed_token",
+            move |_| t.to_string(),
+            move |conn| feeds::revoke(conn, id, t, now),
+        )
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -773,9 +773,9 @@ pub async fn list_pumps(
         .cursor
         .map(|c| pump_id(&c).map_err(|_| pagination::bad_cursor()))
         .transpose()?;
-    let (audit, now) = (state.audit.clone(), state.now());
+    let now = state.now();
     let (list, more) = state
-        .db(move |conn| repo::list(conn, &audit, &auth.actor, None, after.as_deref(), limit, now))
+        .db_audited(move |conn, audit| repo::list(conn, audit, &auth.actor, None, after.as_deref(), limit, now))
         .await?;
     let next_cursor = if more { list.last().map(|p| p.id.clone()) } else { None };
     Ok(web::Json(Page {
@@ -793,12 +793,12 @@ pub async fn list_patient_pumps(
     id: web::Path<String>,
 ) -> Result<web::Json<Page<PumpResponse>>, ApiError> {
     let patient: PatientId = super::path_id(&id, "patient")?;
-    let (audit, now) = (state.audit.clone(), state.now());
+    let now = state.now();
     let (list, _) = state
-        .db(move |conn| {
+        .db_audited(move |conn, audit| {
             repo::list(
                 conn,
-                &audit,
+                audit,
                 &auth.actor,
                 Some(patient),
                 None,
@@ -833,10 +833,10 @@ pub async fn get_pump(
     id: web::Path<String>,
 ) -> Result<web::Json<PumpResponse>, ApiError> {
     let id = pump_id(&id)?;
-    let (audit, now) = (state.audit.clone(), state.now());
+    let now = state.now();
     Ok(web::Json(
         state
-            .db(move |conn| repo::get(conn, &audit, &auth.actor, &id, now))
+            .db_audited(move |conn, audit| repo::get(conn, audit, &auth.actor, &id, now))
             .await?
             .into(),
     ))
@@ -1101,9 +1101,9 @@ pub async fn list_fills(
     id: web::Path<String>,
 ) -> Result<web::Json<FillList>, ApiError> {
     let id = pump_id(&id)?;
-    let (audit, now) = (state.audit.clone(), state.now());
+    let now = state.now();
     let list = state
-        .db(move |conn| repo::fills(conn, &audit, &auth.actor, &id, now))
+        .db_audited(move |conn, audit| repo::fills(conn, audit, &auth.actor, &id, now))
         .await?;
     Ok(web::Json(FillList {
         items: list.into_iter().map(fill_response).collect::<Result<_, _>>()?,
@@ -1352,9 +1352,9 @@ pub async fn list_programs(
     id: web::Path<String>,
 ) -> Result<web::Json<ProgramList>, ApiError> {
     let id = pump_id(&id)?;
-    let (audit, now) = (state.audit.clone(), state.now());
+    let now = state.now();
     let list = state
-        .db(move |conn| repo::programme_history(conn, &audit, &auth.actor, &id, now))
+        .db_audited(move |conn, audit| repo::programme_history(conn, audit, &auth.actor, &id, now))
         .await?;
     Ok(web::Json(ProgramList {
         items: list.into_iter().map(program_response).collect::<Result<_, _>>()?,
@@ -1463,9 +1463,9 @@ pub async fn get_pump_forecast(
     id: web::Path<String>,
 ) -> Result<web::Json<ForecastResponse>, ApiError> {
     let id = pump_id(&id)?;
-    let (audit, now) = (state.audit.clone(), state.now());
+    let now = state.now();
     let pump = state
-        .db(move |conn| repo::get(conn, &audit, &auth.actor, &id, now))
+        .db_audited(move |conn, audit| repo::get(conn, audit, &auth.actor, &id, now))
         .await?;
     let f = pump.forecast;
     Ok(web::Json(ForecastResponse {
@@ -1506,9 +1506,9 @@ pub async fn get_pump_forecast_svg(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = pump_id(&id)?;
-    let (audit, now, zone) = (state.audit.clone(), state.now(), state.clinic.time_zone);
+    let (now, zone) = (state.now(), state.clinic.time_zone);
     let (pump, points) = state
-        .db(move |conn| repo::volume_curve(conn, &audit, &auth.actor, &id, zone, now))
+        .db_audited(move |conn, audit| repo::volume_curve(conn, audit, &auth.actor, &id, zone, now))
         .await?;
     let svg = crate::plot::forecast_svg(&crate::plot::PlotInput {
         serial: &pump.serial_number,
@@ -1588,9 +1588,9 @@ pub async fn list_refill_worklist(
     if !(1..=500).contains(&limit) {
         return Err(ApiError::field("limit", "out_of_range", "1 to 500"));
     }
-    let (audit, now, zone) = (state.audit.clone(), state.now(), state.clinic.time_zone);
+    let (now, zone) = (state.now(), state.clinic.time_zone);
     let list = state
-        .db(move |conn| worklist::refills(conn, &audit, &auth.actor, within, limit, zone, now))
+        .db_audited(move |conn, audit| worklist::refills(conn, audit, &auth.actor, within, limit, zone, now))
         .await?;
     Ok(web::Json(Worklist {
         items: list
@@ -1653,9 +1653,9 @@ pub async fn list_refill_slots(
     id: web::Path<String>,
 ) -> Result<web::Json<RefillSlots>, ApiError> {
     let id = pump_id(&id)?;
-    let (audit, now, zone) = (state.audit.clone(), state.now(), state.clinic.time_zone);
+    let (now, zone) = (state.now(), state.clinic.time_zone);
     let (due, slots) = state
-        .db(move |conn| worklist::refill_slots(conn, &audit, &auth.actor, &id, zone, now))
+        .db_audited(move |conn, audit| worklist::refill_slots(conn, audit, &auth.actor, &id, zone, now))
         .await?;
     Ok(web::Json(RefillSlots {
         due_date: due,

@@ -231,9 +231,9 @@ pub async fn list_reminders(
         due_to: q.due_to,
         after: q.cursor.as_deref().map(pagination::decode_instant_cursor).transpose()?,
     };
-    let (audit, now, actor) = (state.audit.clone(), state.now(), auth.actor);
+    let (now, actor) = (state.now(), auth.actor);
     let rows = state
-        .db(move |conn| {
+        .db_audited(move |conn, audit| {
             let rows = outbox::list(conn, &filter, limit + 1)?;
             let mut patients: Vec<String> = rows.iter().filter_map(|r| r.patient_id.clone()).collect();
             patients.sort();
@@ -289,9 +289,9 @@ pub async fn get_reminder(
     id: web::Path<String>,
 ) -> Result<web::Json<ReminderDetailResponse>, ApiError> {
     let id = id.into_inner();
-    let (audit, now, actor, composer) = (state.audit.clone(), state.now(), auth.actor, state.composer.clone());
+    let (now, actor, composer) = (state.now(), auth.actor, state.composer.clone());
     let (row, preview) = state
-        .db(move |conn| {
+        .db_audited(move |conn, audit| {
             let row = outbox::get(conn, &id)?.ok_or(clinic_reminders::ReminderError::NotFound("reminder"))?;
             let preview = composer.preview(conn, &row, now)?;
             audit.record(events(&actor, "reminder.read", row.patient_id.clone(), now))?;
@@ -646,17 +646,12 @@ pub async fn preview_email(
     };
     let now = state.now();
     let at = b.at.unwrap_or(now + chrono::Duration::days(7));
-    let (composer, zone, actor, audit) = (
-        state.composer.clone(),
-        state.clinic.time_zone,
-        auth.actor,
-        state.audit.clone(),
-    );
+    let (composer, zone, actor) = (state.composer.clone(), state.clinic.time_zone, auth.actor);
     let rendered = state
-        .db(move |conn| {
+        .db_audited(move |conn, audit| {
             let (first_name, patient_zone) = match patient_id {
                 Some(id) => {
-                    let p = clinic_patients::repo::get(conn, &audit, &actor, id, now)?;
+                    let p = clinic_patients::repo::get(conn, audit, &actor, id, now)?;
                     (Some(p.given_name.as_str().to_owned()), p.time_zone)
                 }
                 None => (Some("Alex".to_owned()), zone),
@@ -785,9 +780,9 @@ pub async fn list_outreach(
         patient_id,
         after,
     };
-    let (audit, now, actor) = (state.audit.clone(), state.now(), auth.actor);
+    let (now, actor) = (state.now(), auth.actor);
     let mut entries = state
-        .db(move |conn| {
+        .db_audited(move |conn, audit| {
             let entries = outreach::list(conn, &filter, limit + 1)?;
             let mut patients: Vec<String> = entries.iter().map(|e| e.patient_id.to_string()).collect();
             patients.sort();

@@ -232,9 +232,9 @@ pub async fn list_appointment_requests(
         .as_deref()
         .map(|c| c.parse::<AppointmentRequestId>().map_err(|_| pagination::bad_cursor()))
         .transpose()?;
-    let (status, audit, now) = (q.status, state.audit.clone(), state.now());
+    let (status, now) = (q.status, state.now());
     let (list, more) = state
-        .db(move |conn| repo::list(conn, &audit, &auth.actor, status.as_deref(), after, limit, now))
+        .db_audited(move |conn, audit| repo::list(conn, audit, &auth.actor, status.as_deref(), after, limit, now))
         .await?;
     let next_cursor = if more { list.last().map(|r| r.id.clone()) } else { None };
     Ok(web::Json(Page {
@@ -252,10 +252,10 @@ pub async fn get_appointment_request(
     id: web::Path<String>,
 ) -> Result<web::Json<AppointmentRequestResponse>, ApiError> {
     let id: AppointmentRequestId = super::path_id(&id, "appointment request")?;
-    let (audit, now) = (state.audit.clone(), state.now());
+    let now = state.now();
     Ok(web::Json(
         state
-            .db(move |conn| repo::read(conn, &audit, &auth.actor, id, now))
+            .db_audited(move |conn, audit| repo::read(conn, audit, &auth.actor, id, now))
             .await?
             .into(),
     ))

@@ -473,9 +473,8 @@ pub async fn list_screenings(
 ) -> Result<web::Json<ScreeningList>, ApiError> {
     let id: PatientId = super::path_id(&id, "patient")?;
     let now = state.now();
-    let audit = state.audit.clone();
     let list = state
-        .db(move |conn| repo::list_for_patient(conn, &audit, &auth.actor, id, now))
+        .db_audited(move |conn, audit| repo::list_for_patient(conn, audit, &auth.actor, id, now))
         .await?;
     Ok(web::Json(ScreeningList {
         items: list.into_iter().map(ScreeningResponse::from).collect(),
