@@ -5,20 +5,43 @@
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
+/// Past this many addresses the table is pruned of the ones whose limits have refilled.
+const MAX_KEYS: usize = 100_000;
+/// At most one prune per interval: a prune scans the whole table, and under a flood of
+/// live addresses pruning on every call would scan it on every call (security review F11).
+const PRUNE_EVERY: Duration = Duration::from_secs(1);
+
 pub struct PublicLimiter {
     limiter: DefaultKeyedRateLimiter<IpAddr>,
+    max_keys: usize,
+    prune_every: Duration,
+    started: Instant,
+    /// When the last prune began, in milliseconds since `started` (+1, so 0 means never).
+    pruned_at: AtomicU64,
+    prunes: AtomicU64,
 }
 
 impl PublicLimiter {
     /// `per_minute` requests a minute per address, in bursts of up to `burst`.
     pub fn new(per_minute: u32, burst: u32) -> Self {
+        Self::with_pruning(per_minute, burst, MAX_KEYS, PRUNE_EVERY)
+    }
+
+    fn with_pruning(per_minute: u32, burst: u32, max_keys: usize, prune_every: Duration) -> Self {
         let per_minute = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
         Self {
             limiter: RateLimiter::keyed(Quota::per_minute(per_minute).allow_burst(burst)),
+            max_keys,
+            prune_every,
+            started: Instant::now(),
+            pruned_at: AtomicU64::new(0),
+            prunes: AtomicU64::new(0),
         }
     }
 
@@ -26,11 +49,32 @@ impl PublicLimiter {
     pub fn allow(&self, addr: Option<IpAddr>) -> bool {
         let key = addr.map_or(IpAddr::from([0, 0, 0, 0]), network_of);
         let allowed = self.limiter.check_key(&key).is_ok();
-        // Keep the table from growing without bound under many distinct addresses.
-        if self.limiter.len() > 100_000 {
-            self.limiter.retain_recent();
+        if self.limiter.len() > self.max_keys {
+            self.prune();
         }
         allowed
+    }
+
+    /// Drops addresses whose limits have refilled, unless another call did so within the
+    /// interval; only the call that wins the swap scans.
+    fn prune(&self) {
+        let now = u64::try_from(self.started.elapsed().as_millis())
+            .unwrap_or(u64::MAX)
+            .saturating_add(1);
+        let last = self.pruned_at.load(Ordering::Relaxed);
+        let interval = u64::try_from(self.prune_every.as_millis()).unwrap_or(u64::MAX);
+        if last != 0 && now.saturating_sub(last) < interval {
+            return;
+        }
+        if self
+            .pruned_at
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            self.limiter.retain_recent();
+            self.limiter.shrink_to_fit();
+            self.prunes.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -78,6 +122,29 @@ mod tests {
         assert!(
             !limiter.allow(Some(v4)),
             "an IPv4-mapped address counts as the IPv4 one"
+        );
+    }
+
+    #[test]
+    fn a_full_table_is_scanned_at_most_once_per_interval() {
+        // Every address below is live (its burst just used), so no prune can shrink the
+        // table: the old code scanned it on every call from here on.
+        let limiter = PublicLimiter::with_pruning(6, 3, 100, Duration::from_secs(3600));
+        for i in 0..5_000u32 {
+            limiter.allow(Some(IpAddr::from(i.to_be_bytes())));
+        }
+        assert_eq!(limiter.prunes.load(Ordering::Relaxed), 1, "one scan in the interval");
+        assert!(limiter.limiter.len() > 100, "live addresses are kept");
+
+        // With no interval, every call over the limit may prune: the counter is what moves.
+        let eager = PublicLimiter::with_pruning(6, 3, 10, Duration::ZERO);
+        for i in 0..50u32 {
+            eager.allow(Some(IpAddr::from(i.to_be_bytes())));
+        }
+        assert_eq!(
+            eager.prunes.load(Ordering::Relaxed),
+            40,
+            "calls 11 to 50 find 11 or more keys and each prune"
         );
     }
 }

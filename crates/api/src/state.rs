@@ -29,12 +29,15 @@ pub struct ClinicInfo {
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_body_bytes: usize,
+    /// The longest life of a token made through the API (`CLINIC_TOKEN_MAX_DAYS`).
+    pub token_max_days: i64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
             max_body_bytes: 64 * 1024,
+            token_max_days: 365,
         }
     }
 }

@@ -120,3 +120,67 @@ async fn only_admins_manage_tokens() {
         .await
         .problem(401, "unauthorized");
 }
+
+/// Security review F15: tokens made through the API live at most `CLINIC_TOKEN_MAX_DAYS`;
+/// without an expiry they get that maximum, a later expiry is refused and writes nothing.
+#[actix_web::test]
+async fn api_tokens_have_a_maximum_lifetime() {
+    let mut app = TestApp::new().await;
+    app.state.limits.token_max_days = 30;
+    let now = app.state.now();
+
+    let res = app
+        .post(
+            "/api/v1/tokens",
+            &app.admin,
+            json!({"name": "integration", "scopes": ["patients:read"]}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    let token = res.json();
+    let expires: chrono::DateTime<chrono::Utc> = token["expires_at"]
+        .as_str()
+        .expect("an expiry is set")
+        .parse()
+        .expect("instant");
+    assert!(
+        (expires - (now + Duration::days(30))).num_seconds().abs() <= 1,
+        "{expires}"
+    );
+    let secret = token["secret"].as_str().expect("secret").to_owned();
+
+    let before = app.get("/api/v1/tokens", &app.admin).await.json()["items"]
+        .as_array()
+        .expect("items")
+        .len();
+    let too_late = (now + Duration::days(31)).to_rfc3339();
+    let refused = app
+        .post(
+            "/api/v1/tokens",
+            &app.admin,
+            json!({"name": "forever", "scopes": ["admin"], "expires_at": too_late}),
+        )
+        .await;
+    refused.problem(422, "validation_failed");
+    assert_eq!(refused.error_fields(), ["expires_at"]);
+    assert_eq!(refused.json()["errors"][0]["code"], "too_late");
+    let after = app.get("/api/v1/tokens", &app.admin).await.json()["items"]
+        .as_array()
+        .expect("items")
+        .len();
+    assert_eq!(before, after, "nothing written");
+
+    let within = (now + Duration::days(29)).to_rfc3339();
+    let ok = app
+        .post(
+            "/api/v1/tokens",
+            &app.admin,
+            json!({"name": "month", "scopes": ["admin"], "expires_at": within}),
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.text());
+
+    assert_eq!(app.get("/api/v1/patients", &secret).await.status, StatusCode::OK);
+    app.clock.advance(Duration::days(30) + Duration::seconds(2));
+    app.get("/api/v1/patients", &secret).await.problem(401, "unauthorized");
+}

@@ -109,6 +109,33 @@ impl NewToken {
     }
 }
 
+impl NewToken {
+    /// Holds the token to a maximum lifetime (security review F15): no expiry becomes
+    /// `now + max`, a later expiry is refused. The API applies it to every token it makes,
+    /// so a stolen admin token cannot mint a credential that outlives its own revocation
+    /// for ever; the CLI, run by whoever holds the server, may make lasting ones.
+    pub fn within(mut self, max: Duration, now: DateTime<Utc>) -> Result<Self, clinic_domain::ValidationErrors> {
+        let latest = time::from_db(time::to_db(now + max));
+        match self.expires_at {
+            None => self.expires_at = Some(latest),
+            Some(at) if at > latest => {
+                return Err(FieldError::new(
+                    "expires_at",
+                    "too_late",
+                    format!(
+                        "tokens made through the API last at most {} days (CLINIC_TOKEN_MAX_DAYS): expire by {}",
+                        max.num_days(),
+                        latest.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    ),
+                )
+                .into())
+            }
+            Some(_) => {}
+        }
+        Ok(self)
+    }
+}
+
 #[derive(Queryable, Insertable)]
 #[diesel(table_name = api_tokens)]
 struct TokenRow {

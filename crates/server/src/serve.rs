@@ -192,6 +192,7 @@ pub fn run(settings: Settings, scheduler: bool) -> Result<(), String> {
         metrics: Arc::new(Metrics::new().map_err(|e| e.to_string())?),
         limits: Limits {
             max_body_bytes: settings.max_body_bytes,
+            token_max_days: settings.token_max_days,
         },
         tokens: TokenCache::default(),
         content: Default::default(),

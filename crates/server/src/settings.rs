@@ -47,6 +47,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ),
     ("CLINIC_DB_POOL_SIZE", "db_pool_size", "10"),
     ("CLINIC_MAX_BODY_BYTES", "max_body_bytes", "65536"),
+    ("CLINIC_TOKEN_MAX_DAYS", "token_max_days", "365"),
     ("CLINIC_REMINDER_LEASE_SECONDS", "reminder_lease_seconds", "300"),
     ("CLINIC_LOG_FORMAT", "log_format", "text"),
     ("CLINIC_SEED_ON_FIRST_START", "seed_on_first_start", "true"),
@@ -98,6 +99,8 @@ pub struct Settings {
     pub template_dir: Option<PathBuf>,
     pub db_pool_size: u32,
     pub max_body_bytes: usize,
+    /// The longest life of a token made through the API (the CLI is not limited).
+    pub token_max_days: i64,
     /// How long a dispatcher owns the emails it claimed; after a crash they go out again
     /// once it expires. Longer than the slowest SMTP exchange of a whole batch.
     pub reminder_lease_seconds: i64,
@@ -277,6 +280,7 @@ impl Settings {
         }
         let db_pool_size = parse_number(&src, "CLINIC_DB_POOL_SIZE", 10u32, 1..=256)?;
         let max_body_bytes = parse_number(&src, "CLINIC_MAX_BODY_BYTES", 65_536usize, 1024..=16 * 1024 * 1024)?;
+        let token_max_days = parse_number(&src, "CLINIC_TOKEN_MAX_DAYS", 365i64, 1..=3650)?;
         let reminder_lease_seconds = parse_number(&src, "CLINIC_REMINDER_LEASE_SECONDS", 300i64, 30..=3600)?;
         let log_format = match src.get("CLINIC_LOG_FORMAT") {
             Some((v, _)) if v == "text" => LogFormat::Text,
@@ -309,6 +313,7 @@ impl Settings {
             template_dir,
             db_pool_size,
             max_body_bytes,
+            token_max_days,
             reminder_lease_seconds,
             log_format,
         })
@@ -392,6 +397,8 @@ mod tests {
             ("CLINIC_PHONE", "12"),
             ("CLINIC_SMTP_URL", "http://mail"),
             ("CLINIC_DB_POOL_SIZE", "0"),
+            ("CLINIC_TOKEN_MAX_DAYS", "0"),
+            ("CLINIC_TOKEN_MAX_DAYS", "3651"),
             ("CLINIC_LOG_FORMAT", "xml"),
             ("CLINIC_PHONE_REGION", "ZZ"),
             ("CLINIC_SEED_ON_FIRST_START", "yes"),

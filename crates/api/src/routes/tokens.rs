@@ -62,7 +62,8 @@ pub struct CreateTokenRequest {
     /// pumps:read, pumps:write, reminders:admin.
     #[schema(value_type = Vec<Scope>, min_items = 1)]
     pub scopes: Vec<String>,
-    /// When the token stops working; none means it lasts until revoked.
+    /// When the token stops working: at most `CLINIC_TOKEN_MAX_DAYS` (default 365) days
+    /// ahead; none means that maximum. A later time is refused (422 `too_late`).
     pub expires_at: Option<DateTime<Utc>>,
 }
 
@@ -109,7 +110,8 @@ pub async fn create_token(
 ) -> Result<HttpResponse, ApiError> {
     let now = state.now();
     let body = body.into_inner()?;
-    let new = NewToken::parse(&body.name, &body.scopes, body.expires_at, now)?;
+    let max = chrono::Duration::days(state.limits.token_max_days);
+    let new = NewToken::parse(&body.name, &body.scopes, body.expires_at, now)?.within(max, now)?;
     let actor = auth.actor;
     let issued = state.db(move |conn| create_audited(conn, &actor, new, now)).await?;
     Ok(HttpResponse::Created().json(CreatedTokenResponse {
