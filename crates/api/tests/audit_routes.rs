@@ -967,9 +967,9 @@ async fn every_patient_data_operation_leaves_its_audit_event() {
 }
 
 /// Administrative changes leave a trace too (security review F5): each change to providers,
-/// their time off, closures, appointment types and calendar-feed tokens records an event
-/// naming the changed record, under the calling token and request id, committed with the
-/// change. Reading the audit log records `audit.list`.
+/// their time off, closures, appointment types, calendar-feed tokens and the reminder policy
+/// records an event naming the changed record, under the calling token and request id,
+/// committed with the change. Reading the audit log records `audit.list`.
 #[actix_web::test]
 async fn administrative_changes_and_audit_log_reads_are_recorded() {
     let w = Walk::new().await;
@@ -1065,6 +1065,15 @@ async fn administrative_changes_and_audit_log_reads_are_recorded() {
         .op(Method::DELETE, &format!("{path}/feed-tokens/{feed_id}"), None)
         .await;
     calls.push(check(revoked, subject("feed_token", &feed_id), "feed_token.revoke"));
+
+    let mut settings = w.get("/api/v1/reminders/settings").await;
+    settings["appointment_offsets_hours"] = json!({"follow_up": [24]});
+    let policy = w.op(Method::PUT, "/api/v1/reminders/settings", Some(settings)).await;
+    calls.push(check(
+        policy,
+        subject("settings", "reminders"),
+        "reminder_settings.update",
+    ));
 
     for (call, subject, action) in &calls {
         if let Some(why) = w.missing_event(call, subject, action).await {
