@@ -158,7 +158,11 @@ impl Settings {
             .map(|(v, _)| PathBuf::from(v))
             .unwrap_or_else(|| PathBuf::from("./data"));
         let database_url = match src.get("DATABASE_URL") {
-            Some((v, name)) => DatabaseUrl::parse(&v).map_err(|e| err(&name, e.to_string()))?,
+            Some((v, name)) => {
+                let url = DatabaseUrl::parse(&v).map_err(|e| err(&name, e.to_string()))?;
+                crate::serve::postgres_tls_policy(&url).map_err(|e| err(&name, e))?;
+                url
+            }
             None => DatabaseUrl::sqlite_file(&data_dir.join("clinic.db")),
         };
         let bind = match src.get("CLINIC_BIND") {
@@ -394,6 +398,7 @@ mod tests {
             ("CLINIC_TIME_ZONE", "Mars/Base"),
             ("CLINIC_BIND", "localhost"),
             ("DATABASE_URL", "mysql://x"),
+            ("DATABASE_URL", "postgres://clinic@db.internal/clinic?sslmode=require"),
             ("CLINIC_PHONE", "12"),
             ("CLINIC_SMTP_URL", "http://mail"),
             ("CLINIC_DB_POOL_SIZE", "0"),
