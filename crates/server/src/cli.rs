@@ -1,7 +1,9 @@
-//! The command line: `serve`, `migrate`, `token create|list|revoke`, `openapi`.
+//! The command line: `serve`, `migrate`, `token create|list|revoke`, `openapi`, `seed`,
+//! `reminders run-once`, `backup`, `restore`, `healthcheck`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
@@ -11,7 +13,7 @@ use clinic_patients::audit::Actor;
 use clinic_store::{migrations, DbConnection};
 
 use crate::settings::Settings;
-use crate::{serve, telemetry};
+use crate::{backup, healthcheck, serve, telemetry};
 
 #[derive(Parser)]
 #[command(name = "clinic", version, about = "Intrathecal pump clinic platform")]
@@ -46,6 +48,28 @@ pub enum Command {
     /// Email reminders.
     #[command(subcommand)]
     Reminders(RemindersCommand),
+    /// Copy the SQLite database to FILE (mode 0600), consistently, also while `serve` runs.
+    /// FILE must not exist. On PostgreSQL use pg_dump (docs/operations.md#backups).
+    Backup {
+        /// The new backup file.
+        file: PathBuf,
+    },
+    /// Replace the SQLite database with the backup FILE, then apply pending migrations.
+    /// Stop the server first. Tokens revoked since the backup are active again: revoke them.
+    Restore {
+        /// A file made by `clinic backup`.
+        file: PathBuf,
+    },
+    /// Exit 0 only when GET /readyz answers 200 (for container health checks).
+    Healthcheck {
+        /// What to GET, http:// only; default /readyz on CLINIC_BIND (a wildcard bind on
+        /// the loopback).
+        #[arg(long)]
+        url: Option<String>,
+        /// Give up after this many seconds (/readyz itself may wait 5 s for the database).
+        #[arg(long, default_value_t = 8, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+        timeout: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -88,6 +112,14 @@ pub fn main() -> ExitCode {
             Err(e) => fail(&e.to_string()),
         };
     }
+    // With a URL the check reads no configuration: a broken setting cannot fail a live server.
+    if let Command::Healthcheck {
+        url: Some(url),
+        timeout,
+    } = &cli.command
+    {
+        return exit(healthcheck::check(url, Duration::from_secs(*timeout)));
+    }
     let settings = match Settings::from_env(cli.config.as_deref()) {
         Ok(s) => s,
         Err(e) => return fail(&format!("configuration error: {e}")),
@@ -99,8 +131,18 @@ pub fn main() -> ExitCode {
         Command::Migrate => migrate(&settings),
         Command::Token(cmd) => token(&settings, cmd),
         Command::Seed => seed(&settings),
+        Command::Backup { file } => backup::backup(&settings, &file),
+        Command::Restore { file } => backup::restore(&settings, &file),
+        Command::Healthcheck { url, timeout } => {
+            let url = url.unwrap_or_else(|| healthcheck::default_url(settings.bind));
+            healthcheck::check(&url, Duration::from_secs(timeout))
+        }
         Command::Openapi => Ok(()),
     };
+    exit(result)
+}
+
+fn exit(result: Result<(), String>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => fail(&message),
