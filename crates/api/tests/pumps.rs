@@ -745,3 +745,40 @@ async fn decimals_and_integers_are_read_exactly_as_documented() {
     assert_eq!(whole.status, StatusCode::OK, "{}", whole.text());
     assert_eq!(whole.json()["margin_days"], 7);
 }
+
+/// When `CLINIC_TIME_ZONE` changes, `serve` recomputes at start the forecasts made in the old
+/// zone: flex steps follow the clinic's wall clock, so the alarm moves with the zone.
+#[actix_web::test]
+async fn forecasts_made_in_another_clinic_zone_are_recomputed() {
+    let c = clinic().await;
+    let pump = c.pump("synchromed-ii-20", "NGP200002T", Some("3.0")).await;
+    c.program(&pump, json!({"effective_at": "2027-01-04T10:00:00-06:00", "kind": "flex",
+        "steps": [{"start": "22:00", "end": "06:00", "rate_per_hour": "35"}, {"start": "06:00", "end": "22:00", "rate_per_hour": "20"}]})).await;
+    let res = c
+        .fill(
+            &pump,
+            fill_body("2027-01-04T10:00:00-06:00", "baclofen", "2000", "mcg/mL", "20.0"),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    let chicago = c.forecast(&pump).await;
+    assert_eq!(chicago["inputs"]["time_zone"], "America/Chicago", "{chicago}");
+
+    let recompute = |zone: &str| {
+        let zone = clinic_domain::time::ClinicZone::parse(zone).expect("zone");
+        let mut conn = clinic_store::pool::get(&c.app.pool).expect("connection");
+        clinic_pumps::registry::recompute_made_in_other_zones(&mut conn, zone, c.app.state.now()).expect("recompute")
+    };
+    assert_eq!(recompute("America/Chicago"), 0, "nothing to do in the same zone");
+    assert_eq!(recompute("Asia/Tokyo"), 1);
+    let tokyo = c.forecast(&pump).await;
+    assert_eq!(tokyo["inputs"]["time_zone"], "Asia/Tokyo", "{tokyo}");
+    assert_ne!(
+        tokyo["alarm_at"], chicago["alarm_at"],
+        "the 22:00 to 06:00 step moved with the zone"
+    );
+    assert_eq!(recompute("Asia/Tokyo"), 0, "done once");
+    assert_eq!(recompute("America/Chicago"), 1);
+    let back = c.forecast(&pump).await;
+    assert_eq!(back["alarm_at"], chicago["alarm_at"]);
+}

@@ -869,6 +869,42 @@ pub fn recompute_all(conn: &mut DbConnection, zone: ClinicZone, now: DateTime<Ut
     Ok(ids.len())
 }
 
+/// Recomputes the active pumps whose stored forecast was made in another clinic time zone:
+/// `CLINIC_TIME_ZONE` changed since. Due dates are clinic calendar dates and flex steps follow
+/// the clinic's wall clock, so those forecasts are stale. `serve` runs this at start, in one
+/// write transaction; with nothing to do it only reads. Returns how many were recomputed.
+pub fn recompute_made_in_other_zones(
+    conn: &mut DbConnection,
+    zone: ClinicZone,
+    now: DateTime<Utc>,
+) -> Result<usize, PumpError> {
+    let stale = |conn: &mut DbConnection| -> Result<Vec<String>, PumpError> {
+        let rows: Vec<(String, String)> = pumps::table
+            .filter(pumps::status.eq("active"))
+            .select((pumps::id, pumps::forecast))
+            .load(conn)?;
+        Ok(rows
+            .into_iter()
+            .filter(|(_, json)| {
+                // An unreadable forecast is recomputed too: that repairs it.
+                serde_json::from_str::<StoredForecast>(json).map_or(true, |f| f.inputs.time_zone != zone.name())
+            })
+            .map(|(id, _)| id)
+            .collect())
+    };
+    if stale(conn)?.is_empty() {
+        return Ok(0);
+    }
+    dialect::write_transaction(conn, |conn| {
+        // Read again under the write lock: another instance may have done it meanwhile.
+        let ids = stale(conn)?;
+        for id in &ids {
+            recompute(conn, id, zone, now)?;
+        }
+        Ok(ids.len())
+    })
+}
+
 /// Expected reservoir volumes over time.
 pub type VolumeCurve = Vec<(DateTime<Utc>, Decimal)>;
 

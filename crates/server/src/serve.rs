@@ -161,6 +161,22 @@ pub fn run(settings: Settings, scheduler: bool) -> Result<(), String> {
             );
         }
     }
+    {
+        let mut conn = pool::get(&db_pool).map_err(|e| e.to_string())?;
+        let n = clinic_pumps::registry::recompute_made_in_other_zones(
+            &mut conn,
+            settings.time_zone,
+            clinic_store::time::now(),
+        )
+        .map_err(|e| e.to_string())?;
+        if n > 0 {
+            tracing::info!(
+                pumps = n,
+                time_zone = settings.time_zone.name(),
+                "forecasts made in another CLINIC_TIME_ZONE recomputed"
+            );
+        }
+    }
     if let Ok(Some(warning)) = postgres_tls_policy(&settings.database_url) {
         tracing::warn!("{warning}");
     }
