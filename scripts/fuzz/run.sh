@@ -4,6 +4,8 @@
 # check (all of Schemathesis's checks but the response-time limit) and a fixed seed, first with the admin token, then without a token (every protected operation
 # must refuse). Any failure fails the script. Settings: scripts/fuzz/schemathesis.toml (checks
 # are not named on the command line, which would override its per-operation settings).
+# Schemathesis and every dependency are installed from requirements.txt, a lock pinned by version
+# and SHA-256 (made from requirements.in; --require-hashes --no-deps installs nothing else).
 #   bash scripts/fuzz/run.sh [max-seconds-per-run]
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -12,7 +14,7 @@ WORK=$(mktemp -d)
 trap 'kill "$PID" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 (cd "$ROOT" && cargo build --release -q -p clinic-server)
 python3 -m venv "$WORK/venv"
-"$WORK/venv/bin/pip" install -q "schemathesis==4.32.5"
+"$WORK/venv/bin/pip" install -q --require-hashes --no-deps -r "$ROOT/scripts/fuzz/requirements.txt"
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 CLINIC_DATA_DIR="$WORK/data" CLINIC_BIND="127.0.0.1:$PORT" RUST_LOG=warn \
     "$ROOT/target/release/clinic" serve --no-scheduler >"$WORK/server.out" 2>"$WORK/server.err" &

@@ -3,7 +3,8 @@
 #
 #   bash scripts/generated_client/run.sh
 #
-# 1. Makes a Python venv (or reuses $GC_VENV) and installs requirements.txt.
+# 1. Makes a Python venv (or reuses $GC_VENV) and installs requirements.txt, a hashed lock of
+#    every package and dependency (--require-hashes --no-deps; made from requirements.in).
 # 2. Generates a client from the OpenAPI document with openapi-python-client (config.yaml).
 #    A document that does not parse, a generator warning (an operation or a response it
 #    left out) or an operation without a generated function is a failure.
@@ -53,7 +54,10 @@ fi
 PY="$VENV/bin/python"
 "$PY" -c 'import sys; assert sys.version_info >= (3, 11), "python 3.11+ needed, found " + sys.version' \
     || fail "the generated client needs Python 3.11 or newer"
-"$PY" -m pip install -q --disable-pip-version-check -r "$HERE/requirements.txt"
+# Every package, dependencies included, is pinned by version and SHA-256 in the lock: pip refuses
+# any other file, and --no-deps installs nothing that is not in it.
+"$PY" -m pip install -q --disable-pip-version-check --require-hashes --no-deps \
+    -r "$HERE/requirements.txt"
 # The generator's post hooks (ruff) are looked up on PATH.
 export PATH="$VENV/bin:$PATH"
 echo "$("$VENV/bin/openapi-python-client" --version 2>/dev/null || echo openapi-python-client) in $VENV"
@@ -79,8 +83,13 @@ fi
     || fail "the generated client does not cover every operation of the document"
 
 step "Install the generated client"
-# --no-deps: its runtime dependencies are the ones pinned in requirements.txt.
-"$PY" -m pip install -q --disable-pip-version-check --no-deps "$GEN"
+# A separate install, without hashes: the client is a local directory just generated, which
+# has no hash to pin and which --require-hashes would refuse. Nothing is fetched for it:
+# --no-deps (its runtime dependencies are the ones pinned in requirements.txt),
+# --no-build-isolation (its setup.py builds with the setuptools pinned there, not with a
+# setuptools and wheel pip would otherwise download unpinned) and --no-index.
+"$PY" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation --no-index \
+    "$GEN"
 "$PY" -c 'import clinic_client, sys; print("clinic_client from", clinic_client.__file__)'
 
 step "Start the server"
