@@ -1100,3 +1100,69 @@ fn the_documented_enums_are_the_code_s_sets() {
     assert_eq!(values("OutreachReason"), reasons);
     assert_eq!(values("OutboxState"), ["pending", "sending", "sent", "failed", "void"]);
 }
+
+/// Changing the offsets applies to appointments already booked: planned reminders for an
+/// offset that was removed are voided (not sent), those for an offset that stays are kept,
+/// and a new offset is planned by the tick.
+#[actix_web::test]
+async fn a_settings_change_replans_reminders_already_booked() {
+    let c = clinic().await;
+    // Friday 2027-01-08 10:00 CST: defaults plan "72 h before" and "24 h before".
+    let a = c.book("consultation", "2027-01-08T10:00:00-06:00").await;
+    let reminders = |rows: Vec<Value>| -> Vec<(DateTime<Utc>, String)> {
+        let mut r: Vec<_> = rows
+            .iter()
+            .filter(|r| r["subject_id"] == a["id"] && r["kind"] == "appointment_reminder")
+            .map(|r| (due_at(r), r["state"].as_str().unwrap_or_default().to_owned()))
+            .collect();
+        r.sort();
+        r
+    };
+    assert_eq!(
+        reminders(c.rows(&c.patient).await),
+        [
+            (utc(2027, 1, 5, 16, 0), "pending".to_owned()),
+            (utc(2027, 1, 7, 16, 0), "pending".to_owned())
+        ]
+    );
+
+    let mut s = c.app.get("/api/v1/reminders/settings", &c.reminders).await.json();
+    s["default_appointment_offsets_hours"] = json!([48, 24]);
+    let res = c
+        .app
+        .call(
+            actix_web::http::Method::PUT,
+            "/api/v1/reminders/settings",
+            Some(&c.reminders),
+            Some(s),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    let rows = c.rows(&c.patient).await;
+    assert_eq!(
+        reminders(rows.clone()),
+        [
+            (utc(2027, 1, 5, 16, 0), "void".to_owned()),
+            (utc(2027, 1, 7, 16, 0), "pending".to_owned())
+        ],
+        "72 h was dropped, 24 h stays"
+    );
+    let voided = rows
+        .iter()
+        .find(|r| r["subject_id"] == a["id"] && r["state"] == "void")
+        .expect("voided row");
+    assert_eq!(voided["last_error"], "superseded by a change to the reminder settings");
+
+    // The tick within a day of the new 48 h reminder plans it; nothing goes out twice.
+    c.app.clock.set(utc(2027, 1, 6, 1, 0));
+    let (dispatcher, _sent) = c.memory_dispatcher();
+    c.run(&dispatcher).await;
+    assert_eq!(
+        reminders(c.rows(&c.patient).await),
+        [
+            (utc(2027, 1, 5, 16, 0), "void".to_owned()),
+            (utc(2027, 1, 6, 16, 0), "pending".to_owned()),
+            (utc(2027, 1, 7, 16, 0), "pending".to_owned())
+        ]
+    );
+}

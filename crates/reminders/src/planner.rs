@@ -235,6 +235,61 @@ pub fn after_appointment_change(
     Ok(planned)
 }
 
+/// After the reminder settings change (in that change's transaction): voids the planned,
+/// unsent appointment and refill reminders whose offset the new settings no longer have, so
+/// a removed "24 hours before" does not still go out. Reminders for offsets that remain keep
+/// their rows; offsets that are new are planned by the next tick. Rows a dispatcher holds
+/// under a lease are left alone: they are being sent. Returns how many were voided.
+pub fn void_dropped_offsets(
+    conn: &mut DbConnection,
+    settings: &ReminderSettings,
+    now: DateTime<Utc>,
+) -> Result<usize, ReminderError> {
+    let now_db = clinic_store::time::to_db(now);
+    let pending: Vec<(String, String, String, String)> = outbox::table
+        .filter(outbox::state.eq("pending"))
+        .filter(outbox::kind.eq_any([EmailKind::AppointmentReminder.name(), EmailKind::RefillReminder.name()]))
+        .filter(outbox::lease_until.is_null().or(outbox::lease_until.lt(now_db)))
+        .select((outbox::id, outbox::kind, outbox::subject_id, outbox::dedupe_key))
+        .load(conn)?;
+    let appointment_ids: Vec<&str> = pending
+        .iter()
+        .filter(|(_, kind, _, _)| kind == EmailKind::AppointmentReminder.name())
+        .map(|(_, _, subject, _)| subject.as_str())
+        .collect();
+    let mut types = std::collections::HashMap::new();
+    for chunk in appointment_ids.chunks(500) {
+        let found: Vec<(String, String)> = clinic_store::schema::appointments::table
+            .filter(clinic_store::schema::appointments::id.eq_any(chunk))
+            .select((
+                clinic_store::schema::appointments::id,
+                clinic_store::schema::appointments::type_code,
+            ))
+            .load(conn)?;
+        types.extend(found);
+    }
+    // Keys end in the offset: `…:reminder:{hours}h` and `refill:{pump}:{due}:{days}d`.
+    let offset = |key: &str, unit: char| -> Option<u32> { key.rsplit(':').next()?.strip_suffix(unit)?.parse().ok() };
+    let dropped: Vec<String> = pending
+        .into_iter()
+        .filter(|(_, kind, subject, key)| {
+            if kind == EmailKind::RefillReminder.name() {
+                offset(key, 'd').is_some_and(|d| !settings.refill_offsets.days().contains(&d))
+            } else {
+                let Some(code) = types.get(subject) else { return false };
+                offset(key, 'h').is_some_and(|h| !settings.offsets_for(code).hours().contains(&h))
+            }
+        })
+        .map(|(id, ..)| id)
+        .collect();
+    Ok(crate::outbox::void_pending_ids(
+        conn,
+        &dropped,
+        "superseded by a change to the reminder settings",
+        now,
+    )?)
+}
+
 /// Keys among `keys` that exist already (in chunks, for SQLite's parameter limit).
 fn existing_keys(conn: &mut DbConnection, keys: &[String]) -> Result<HashSet<String>, ReminderError> {
     let mut out = HashSet::new();

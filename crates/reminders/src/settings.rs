@@ -207,6 +207,13 @@ pub fn save(
                 .execute(conn)?;
         }
         clinic_patients::audit::record(conn, actor, "reminder_settings.update", "settings", NAME, now)?;
+        let voided = crate::planner::void_dropped_offsets(conn, new, now)?;
+        if voided > 0 {
+            tracing::info!(
+                voided,
+                "reminder settings changed: planned reminders for dropped offsets voided"
+            );
+        }
         Ok(Stored {
             settings: new.clone(),
             version,

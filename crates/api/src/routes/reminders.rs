@@ -550,8 +550,9 @@ pub async fn get_reminder_settings(
     Ok(web::Json(settings_dto(&s)))
 }
 
-/// Replace the reminder settings. Applies to reminders planned from now on; pending ones
-/// keep their times. Audited.
+/// Replace the reminder settings. Unsent reminders for an offset the new settings drop are
+/// voided; those for offsets that remain keep their times; new offsets are planned by the
+/// next scheduler tick. Audited.
 #[utoipa::path(
     tag = "reminders",
     security(("bearer" = ["reminders:admin"])),
