@@ -1,9 +1,11 @@
 # syntax=docker/dockerfile:1
 # The `clinic` binary in a small image. Built with `postgres-tls` (libpq + OpenSSL from source),
-# so sslmode=require works; see docs/decisions/0001-postgres-client-linking.md.
+# so sslmode=verify-full works (a remote PostgreSQL needs it, or an explicit sslmode=disable);
+# see docs/decisions/0001-postgres-client-linking.md.
 #   docker build -t clinic .
 #   docker run -p 8080:8080 -v clinic-data:/var/lib/clinic clinic          # SQLite in the volume
-#   docker run -e DATABASE_URL=postgres://… -p 8080:8080 clinic               # PostgreSQL
+#   docker run -e 'DATABASE_URL=postgres://…?sslmode=verify-full&sslrootcert=/run/secrets/db-ca.pem' \
+#       -p 8080:8080 clinic                                                  # PostgreSQL
 
 # Images are pinned to exact version tags, not digests: digests could not be fetched where this
 # was written (no registry access). Bump the tags deliberately; docs/security.md, F16.
