@@ -131,6 +131,18 @@ impl Clinic {
         res.json()["items"].as_array().expect("items").clone()
     }
 
+    /// `PUT /api/v1/reminders/settings` with the reminders token.
+    async fn put_settings(&self, body: Value) -> common::TestResponse {
+        self.app
+            .call(
+                actix_web::http::Method::PUT,
+                "/api/v1/reminders/settings",
+                Some(&self.reminders),
+                Some(body),
+            )
+            .await
+    }
+
     async fn outreach(&self) -> Vec<Value> {
         let res = self.app.get("/api/v1/worklists/outreach", &self.staff).await;
         assert_eq!(res.status, StatusCode::OK, "{}", res.text());
@@ -340,15 +352,7 @@ async fn quiet_hours_follow_the_patients_own_zone_across_the_dst_change() {
     let settings = c.app.get("/api/v1/reminders/settings", &c.reminders).await.json();
     let mut s = settings.clone();
     s["appointment_offsets_hours"] = json!({"follow_up": [2]});
-    let res = c
-        .app
-        .call(
-            actix_web::http::Method::PUT,
-            "/api/v1/reminders/settings",
-            Some(&c.reminders),
-            Some(s),
-        )
-        .await;
+    let res = c.put_settings(s).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text());
     // Tuesday 09:00 CDT is 07:00 PDT: 2 h before is 05:00 PDT, quiet until 08:00, after the start.
     c.book_for(&la, "follow_up", "2027-03-16T09:00:00-05:00").await;
@@ -881,15 +885,7 @@ async fn the_admin_api_lists_shows_voids_previews_and_edits_settings() {
     bad["quiet_hours_end"] = json!("25:00");
     bad["appointment_offsets_hours"] = json!({"massage": [2]});
     bad["escalation_days"] = json!(0);
-    let res = c
-        .app
-        .call(
-            actix_web::http::Method::PUT,
-            "/api/v1/reminders/settings",
-            Some(&c.reminders),
-            Some(bad),
-        )
-        .await;
+    let res = c.put_settings(bad).await;
     res.problem(422, "validation_failed");
     let mut fields = res.error_fields();
     fields.sort();
@@ -904,26 +900,10 @@ async fn the_admin_api_lists_shows_voids_previews_and_edits_settings() {
     );
     let mut good = s.clone();
     good["default_appointment_offsets_hours"] = json!([48]);
-    let res = c
-        .app
-        .call(
-            actix_web::http::Method::PUT,
-            "/api/v1/reminders/settings",
-            Some(&c.reminders),
-            Some(good.clone()),
-        )
-        .await;
+    let res = c.put_settings(good.clone()).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text());
     assert_eq!(res.json()["version"], 1);
-    c.app
-        .call(
-            actix_web::http::Method::PUT,
-            "/api/v1/reminders/settings",
-            Some(&c.reminders),
-            Some(good),
-        )
-        .await
-        .problem(409, "version_conflict");
+    c.put_settings(good).await.problem(409, "version_conflict");
     // New bookings use the new offsets.
     let a = c.book("consultation", "2027-01-08T10:00:00-06:00").await;
     let rows = c.rows(&c.patient).await;
@@ -1128,15 +1108,7 @@ async fn a_settings_change_replans_reminders_already_booked() {
 
     let mut s = c.app.get("/api/v1/reminders/settings", &c.reminders).await.json();
     s["default_appointment_offsets_hours"] = json!([48, 24]);
-    let res = c
-        .app
-        .call(
-            actix_web::http::Method::PUT,
-            "/api/v1/reminders/settings",
-            Some(&c.reminders),
-            Some(s),
-        )
-        .await;
+    let res = c.put_settings(s).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text());
     let rows = c.rows(&c.patient).await;
     assert_eq!(
