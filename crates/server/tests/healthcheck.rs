@@ -59,7 +59,7 @@ fn healthcheck_passes_on_a_ready_server_and_fails_otherwise() {
         .expect("healthcheck closed port");
     assert!(!out.status.success());
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("cannot connect"),
+        String::from_utf8_lossy(&out.stderr).contains("cannot reach"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
