@@ -110,8 +110,19 @@ impl Phone {
     }
 
     /// Rebuilds a phone from its stored E.164 form.
+    ///
+    /// Every stored number was parsed, validated and normalised by [`Phone::parse`] on the
+    /// way in, so only its E.164 shape is checked here: `phonenumber`'s full parse costs more
+    /// than the rest of a patient read, and a list reads a page of patients.
     pub fn from_e164(stored: &str) -> Result<Self, FieldError> {
-        Self::parse(stored, PhoneRegion::default())
+        let digits = stored.strip_prefix('+').unwrap_or_default();
+        let e164 =
+            (7..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && !digits.starts_with('0');
+        if e164 {
+            Ok(Self(stored.to_owned()))
+        } else {
+            Err(FieldError::new("phone", "invalid_phone", "not an E.164 phone number"))
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -225,6 +236,26 @@ mod tests {
             assert!(Phone::parse(bad, PhoneRegion::default()).is_err(), "{bad}");
         }
         assert!(PhoneRegion::parse("XX").is_err());
+    }
+
+    #[test]
+    fn stored_numbers_are_read_back_by_their_e164_shape() {
+        let us = PhoneRegion::default();
+        for input in ["(312) 555-0123", "+44 20 7946 0958", "+61 2 9374 4000"] {
+            let parsed = Phone::parse(input, us).expect("valid");
+            assert_eq!(Phone::from_e164(parsed.as_str()).expect("stored"), parsed);
+        }
+        for corrupt in [
+            "",
+            "+",
+            "3125550123",
+            "+0123456789",
+            "+1312555012x",
+            "+1234567890123456",
+            "+123456",
+        ] {
+            assert!(Phone::from_e164(corrupt).is_err(), "{corrupt}");
+        }
     }
 
     #[test]
