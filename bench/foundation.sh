@@ -17,7 +17,7 @@ for backend in $backends; do
     start_server "$backend" "$port"
     trap stop_server EXIT
     id=$(curl -sf -X POST "$BASE/api/v1/patients" -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' \
-        -d '{"given_name":"Bench","family_name":"Patient","email":"bench@example.org","email_consent":true}' |
+        -d '{"given_name":"Bench","family_name":"Patient","email":"bench@example.org","phone":"+13125550100","date_of_birth":"1961-04-23","email_consent":true}' |
         python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
     echo "$backend:"
     run_wrk "$backend /healthz" "$BASE/healthz"
