@@ -250,8 +250,17 @@ fn insert_events<'a>(
             request_id: e.actor.request_id.as_deref(),
         })
         .collect();
-    for chunk in rows.chunks(100) {
-        clinic_store::on_native!(conn, c => diesel::insert_into(audit_events::table).values(chunk).execute(c))?;
+    match conn {
+        DbConnection::Sqlite(c) => {
+            for row in &rows {
+                diesel::insert_into(audit_events::table).values(row).execute(c)?;
+            }
+        }
+        DbConnection::Postgresql(c) => {
+            for chunk in rows.chunks(100) {
+                diesel::insert_into(audit_events::table).values(chunk).execute(c)?;
+            }
+        }
     }
     Ok(())
 }
