@@ -190,4 +190,29 @@ mod tests {
             .expect("pragma");
         assert_eq!(v.foreign_keys, 1);
     }
+
+    /// `.cargo/config.toml` builds the bundled SQLite without its process-wide allocation
+    /// statistics lock and shared page cache (docs/performance.md); a lost setting shows here.
+    #[test]
+    fn bundled_sqlite_is_built_without_its_global_locks() {
+        use diesel::sql_types::Text;
+        use diesel::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct Opt {
+            #[diesel(sql_type = Text)]
+            compile_options: String,
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut conn = DatabaseUrl::sqlite_file(&dir.path().join("t.db"))
+            .establish()
+            .expect("open");
+        let opts: Vec<String> = diesel::sql_query("PRAGMA compile_options")
+            .load::<Opt>(&mut conn)
+            .expect("pragma")
+            .into_iter()
+            .map(|o| o.compile_options)
+            .collect();
+        assert!(opts.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"), "{opts:?}");
+        assert!(!opts.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"), "{opts:?}");
+    }
 }
