@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A/B comparison of two `clinic` binaries on the foundation levels (/readyz and the patient
-# read), SQLite, run alternately so that drift of a shared machine hits both alike.
+# read), run alternately so that drift of a shared machine hits both alike.
 #   bench/ab.sh BIN_A BIN_B [ROUNDS=3]      e.g. copies of target/release/clinic before and after
+#   AB_BACKEND=postgres bench/ab.sh …        on a fresh PostgreSQL database (PG_ADMIN_URL)
 # Prints one line per run; nothing is written to docs/. Needs wrk, curl, python3.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -10,17 +11,22 @@ A=$(realpath "$1") B=$(realpath "$2") ROUNDS=${3:-3}
 SECS=${BENCH_SECONDS:-6}
 
 one() { # BIN PORT
-    CLINIC_BIN=$1 BIN=$1 start_server sqlite "$2"
+    CLINIC_BIN=$1 BIN=$1 start_server "${AB_BACKEND:-sqlite}" "$2"
     trap stop_server EXIT
     local id
     id=$(curl -sf -X POST "$BASE/api/v1/patients" -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' \
         -d '{"given_name":"Bench","family_name":"Patient","email":"bench@example.org","phone":"+13125550100","date_of_birth":"1961-04-23","email_consent":true}' |
         python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-    local ready read
-    ready=$(wrk -t"$BENCH_THREADS" -c"$BENCH_CONNECTIONS" -d"${SECS}s" "$BASE/readyz" | awk '/Requests\/sec/ {print $2}')
-    read=$(wrk -t"$BENCH_THREADS" -c"$BENCH_CONNECTIONS" -d"${SECS}s" -H "Authorization: Bearer $TOKEN" \
-        "$BASE/api/v1/patients/$id" | awk '/Requests\/sec/ {print $2}')
-    printf '%s  readyz %8.0f  patient-read %8.0f  (%2.0f %%)\n' "$3" "$ready" "$read" "$(echo "100 * $read / $ready" | bc -l)"
+    local out ready ready99 read read99
+    out=$(wrk -t"$BENCH_THREADS" -c"$BENCH_CONNECTIONS" -d"${SECS}s" --latency "$BASE/readyz")
+    ready=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+    ready99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
+    out=$(wrk -t"$BENCH_THREADS" -c"$BENCH_CONNECTIONS" -d"${SECS}s" --latency -H "Authorization: Bearer $TOKEN" \
+        "$BASE/api/v1/patients/$id")
+    read=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+    read99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
+    printf '%s  readyz %8.0f/s p99 %8s ms  patient-read %8.0f/s p99 %8s ms  (%2.0f %%)\n' \
+        "$3" "$ready" "$ready99" "$read" "$read99" "$(echo "100 * $read / $ready" | bc -l)"
     stop_server
     trap - EXIT
 }
