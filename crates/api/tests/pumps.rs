@@ -778,6 +778,16 @@ async fn forecasts_made_in_another_clinic_zone_are_recomputed() {
         "the 22:00 to 06:00 step moved with the zone"
     );
     assert_eq!(recompute("Asia/Tokyo"), 0, "done once");
+    {
+        use diesel::prelude::*;
+        let mut conn = clinic_store::pool::get(&c.app.pool).expect("connection");
+        let recorded: String = clinic_store::schema::settings::table
+            .find("forecast_time_zone")
+            .select(clinic_store::schema::settings::body)
+            .first(&mut conn)
+            .expect("the zone of the stored forecasts is recorded");
+        assert_eq!(recorded, "Asia/Tokyo");
+    }
     assert_eq!(recompute("America/Chicago"), 1);
     let back = c.forecast(&pump).await;
     assert_eq!(back["alarm_at"], chicago["alarm_at"]);

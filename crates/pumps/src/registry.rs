@@ -9,7 +9,7 @@ use clinic_domain::time::ClinicZone;
 use clinic_domain::{FieldError, ValidationErrors};
 use clinic_patients::audit::{self, Actor, AuditWriter, PendingEvent};
 use clinic_patients::repo as patients;
-use clinic_store::schema::{pump_fills, pump_programs, pumps};
+use clinic_store::schema::{pump_fills, pump_programs, pumps, settings};
 use clinic_store::{dialect, time, DbConnection};
 use diesel::prelude::*;
 use rust_decimal::Decimal;
@@ -869,39 +869,66 @@ pub fn recompute_all(conn: &mut DbConnection, zone: ClinicZone, now: DateTime<Ut
     Ok(ids.len())
 }
 
+/// The `settings` row naming the clinic time zone every stored forecast was made in.
+const FORECAST_ZONE: &str = "forecast_time_zone";
+
 /// Recomputes the active pumps whose stored forecast was made in another clinic time zone:
 /// `CLINIC_TIME_ZONE` changed since. Due dates are clinic calendar dates and flex steps follow
-/// the clinic's wall clock, so those forecasts are stale. `serve` runs this at start, in one
-/// write transaction; with nothing to do it only reads. Returns how many were recomputed.
+/// the clinic's wall clock, so those forecasts are stale. `serve` runs this at start. The zone
+/// of the last pass is kept in `settings`, so an ordinary start reads one row; only a start in
+/// another zone (or the first) reads the pumps, in one write transaction. Returns how many
+/// were recomputed.
 pub fn recompute_made_in_other_zones(
     conn: &mut DbConnection,
     zone: ClinicZone,
     now: DateTime<Utc>,
 ) -> Result<usize, PumpError> {
-    let stale = |conn: &mut DbConnection| -> Result<Vec<String>, PumpError> {
+    let recorded = |conn: &mut DbConnection| -> Result<Option<String>, PumpError> {
+        Ok(settings::table
+            .find(FORECAST_ZONE)
+            .select(settings::body)
+            .first::<String>(conn)
+            .optional()?)
+    };
+    if recorded(conn)?.as_deref() == Some(zone.name()) {
+        return Ok(0);
+    }
+    dialect::write_transaction(conn, |conn| {
+        // Under the write lock: another instance may have done it meanwhile.
+        let previous = recorded(conn)?;
+        if previous.as_deref() == Some(zone.name()) {
+            return Ok(0);
+        }
         let rows: Vec<(String, String)> = pumps::table
             .filter(pumps::status.eq("active"))
             .select((pumps::id, pumps::forecast))
             .load(conn)?;
-        Ok(rows
+        let stale: Vec<String> = rows
             .into_iter()
             .filter(|(_, json)| {
                 // An unreadable forecast is recomputed too: that repairs it.
                 serde_json::from_str::<StoredForecast>(json).map_or(true, |f| f.inputs.time_zone != zone.name())
             })
             .map(|(id, _)| id)
-            .collect())
-    };
-    if stale(conn)?.is_empty() {
-        return Ok(0);
-    }
-    dialect::write_transaction(conn, |conn| {
-        // Read again under the write lock: another instance may have done it meanwhile.
-        let ids = stale(conn)?;
-        for id in &ids {
+            .collect();
+        for id in &stale {
             recompute(conn, id, zone, now)?;
         }
-        Ok(ids.len())
+        let row = (
+            settings::body.eq(zone.name()),
+            settings::updated_at.eq(time::to_db(now)),
+            settings::updated_by.eq(None::<String>),
+        );
+        if previous.is_some() {
+            diesel::update(settings::table.find(FORECAST_ZONE))
+                .set((row, settings::version.eq(settings::version + 1)))
+                .execute(conn)?;
+        } else {
+            diesel::insert_into(settings::table)
+                .values((settings::name.eq(FORECAST_ZONE), row, settings::version.eq(1i64)))
+                .execute(conn)?;
+        }
+        Ok(stale.len())
     })
 }
 
