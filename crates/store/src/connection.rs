@@ -192,9 +192,12 @@ mod tests {
     }
 
     /// `.cargo/config.toml` builds the bundled SQLite without its process-wide allocation
-    /// statistics lock and shared page cache (docs/performance.md); a lost setting shows here.
+    /// statistics lock and shared page cache, and with the query planner stability
+    /// guarantee, without which every statement with a bound `LIMIT` (diesel's `.first()`,
+    /// every page) is compiled again on each run (docs/performance.md); a lost setting
+    /// shows here.
     #[test]
-    fn bundled_sqlite_is_built_without_its_global_locks() {
+    fn bundled_sqlite_is_built_for_the_hot_path() {
         use diesel::sql_types::Text;
         use diesel::RunQueryDsl;
         #[derive(diesel::QueryableByName)]
@@ -214,5 +217,6 @@ mod tests {
             .collect();
         assert!(opts.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"), "{opts:?}");
         assert!(!opts.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"), "{opts:?}");
+        assert!(opts.iter().any(|o| o == "ENABLE_QPSG"), "{opts:?}");
     }
 }
