@@ -1,6 +1,7 @@
 //! What every handler can reach: the pool, clinic facts, the clock, metrics, limits.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use actix_web::web;
 use chrono::{DateTime, Utc};
@@ -61,6 +62,25 @@ pub struct AppState {
     pub tokens: TokenCache,
     /// Renders outbox rows and previews; signs and checks "stop emailing me" links.
     pub composer: Arc<clinic_reminders::compose::Composer>,
+    /// The first-come, first-served queue in front of [`Self::pool`].
+    pub db_gate: DbGate,
+}
+
+/// A fair queue for pooled connections, one permit per connection.
+///
+/// r2d2 hands a freed connection to whichever waiting thread takes it first, so under load
+/// some requests waited many times longer than others (PostgreSQL `/readyz` p99 of 0.3–1 s
+/// at 32 clients on 16 connections; docs/performance.md). Requests wait here in arrival
+/// order instead, without holding a blocking thread, and take a connection only once one
+/// is theirs. Waiting here and in the pool together is bounded by the pool's checkout
+/// timeout, after which the request is answered 503.
+#[derive(Clone)]
+pub struct DbGate(Arc<tokio::sync::Semaphore>);
+
+impl DbGate {
+    pub fn for_pool(pool: &Pool) -> Self {
+        Self(Arc::new(tokio::sync::Semaphore::new(pool.max_size() as usize)))
+    }
 }
 
 impl AppState {
@@ -76,10 +96,21 @@ impl AppState {
         T: Send + 'static,
         E: Into<ApiError> + Send + 'static,
     {
+        let deadline = Instant::now() + self.pool.connection_timeout();
+        let turn = tokio::time::timeout_at(deadline.into(), self.db_gate.0.clone().acquire_owned())
+            .await
+            .map_err(|_| StoreError::Unavailable("no database connection became free in time".into()))?
+            .map_err(|_| ApiError::Internal("the connection queue is closed".into()))?;
         let pool = self.pool.clone();
         web::block(move || {
-            let mut conn = pool::get(&pool).map_err(ApiError::from)?;
-            f(&mut conn).map_err(Into::into)
+            let left = deadline.saturating_duration_since(Instant::now());
+            let mut conn = pool::get_within(&pool, left).map_err(ApiError::from)?;
+            let result = f(&mut conn).map_err(Into::into);
+            // The turn ends with the connection's return, here, not when the awaiting
+            // task is next polled: a busy worker thread must not keep the queue waiting.
+            drop(conn);
+            drop(turn);
+            result
         })
         .await
         .map_err(|_| ApiError::Internal("blocking task was cancelled".into()))?

@@ -309,7 +309,7 @@ impl Walk {
         app.clock.set(base_time());
         {
             let mut conn = clinic_store::pool::get(&app.pool).expect("connection");
-            let now = app.state.now();
+            let now = app.state().now();
             clinic_scheduling::types::seed(&mut conn, now).expect("types");
             clinic_pumps::catalog::seed(&mut conn, now).expect("pump catalogue");
             clinic_content::seed::run(&mut conn, now).expect("content");
@@ -507,7 +507,7 @@ impl Walk {
         let patient = self.new_patient(given).await;
         let appointment = self.book(&patient).await;
         let row = self.confirmation_row(&appointment).await;
-        let url = self.app.state.composer.stop_url(&id_of(&row), self.app.state.now());
+        let url = self.app.state().composer.stop_url(&id_of(&row), self.app.state().now());
         let path = url
             .strip_prefix("http://clinic.test")
             .unwrap_or_else(|| panic!("stop link {url}"))

@@ -69,7 +69,7 @@ async fn call(app: &TestApp, op: &Operation, token: Option<&str>) -> common::Tes
 #[actix_web::test]
 async fn every_operation_enforces_its_documented_scopes() {
     let app = TestApp::new().await;
-    let expiring = app.token_with_expiry(&["admin"], Some(app.state.now() + Duration::minutes(1)));
+    let expiring = app.token_with_expiry(&["admin"], Some(app.state().now() + Duration::minutes(1)));
     let created = app
         .post(
             "/api/v1/tokens",

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 async fn seeded() -> (TestApp, String) {
     let app = TestApp::new().await;
     let mut conn = clinic_store::pool::get(&app.pool).expect("connection");
-    clinic_content::seed::run(&mut conn, app.state.now()).expect("seed");
+    clinic_content::seed::run(&mut conn, app.state().now()).expect("seed");
     let editor = app.token(&["content:write"]);
     (app, editor)
 }

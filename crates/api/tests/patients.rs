@@ -519,7 +519,8 @@ async fn a_read_whose_audit_event_cannot_be_stored_returns_nothing() {
     let nowhere = std::env::temp_dir()
         .join(format!("no-such-dir-{}", uuid::Uuid::new_v4()))
         .join("audit.db");
-    app.state.audit = clinic_patients::audit::AuditWriter::start(clinic_store::DatabaseUrl::sqlite_file(&nowhere));
+    app.state_mut().audit =
+        clinic_patients::audit::AuditWriter::start(clinic_store::DatabaseUrl::sqlite_file(&nowhere));
 
     for path in [format!("/api/v1/patients/{id}"), "/api/v1/patients".to_owned()] {
         let res = app.get(&path, &app.admin).await;

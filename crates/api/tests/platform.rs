@@ -55,7 +55,7 @@ async fn readiness_fails_with_a_problem_when_the_database_is_gone() {
         .build_unchecked(clinic_store::pool::Manager::new(
             clinic_store::DatabaseUrl::sqlite_file(&missing),
         ));
-    let mut state = app.state.clone();
+    let mut state = app.state().clone();
     state.pool = pool;
     let svc = actix_web::test::init_service(clinic_api::app(state)).await;
     let res = actix_web::test::call_service(&svc, TestRequest::get().uri("/readyz").to_request()).await;
@@ -64,6 +64,42 @@ async fn readiness_fails_with_a_problem_when_the_database_is_gone() {
         res.headers().get("retry-after").and_then(|v| v.to_str().ok()),
         Some("5")
     );
+}
+
+/// The fair queue in front of the pool (`DbGate`): with every connection busy a request
+/// waits its turn, and gets 503 with `Retry-After` once the checkout timeout has passed
+/// in the queue, not a hang; the turn comes as soon as the connection is back.
+#[actix_web::test]
+async fn a_request_that_cannot_get_a_connection_in_time_is_answered_503() {
+    let mut app = TestApp::new().await;
+    let pool = clinic_store::Pool::builder()
+        .max_size(1)
+        .connection_timeout(std::time::Duration::from_millis(300))
+        .build(clinic_store::pool::Manager::new(app.db.url().clone()))
+        .expect("pool");
+    app.state_mut().pool = pool.clone();
+    app.state_mut().db_gate = clinic_api::state::DbGate::for_pool(&pool);
+    assert_eq!(app.get("/readyz", &app.admin).await.status, StatusCode::OK);
+
+    // The gate's only turn is taken by a request whose work holds the connection until told.
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let state = app.state().clone();
+    let holder = actix_web::rt::spawn(async move {
+        state
+            .db(move |_conn| {
+                held.recv().ok();
+                Ok::<_, clinic_api::ApiError>(())
+            })
+            .await
+    });
+    actix_web::rt::task::yield_now().await;
+    let res = app.get("/readyz", &app.admin).await;
+    res.problem(503, "service_unavailable");
+    assert_eq!(res.header("retry-after").as_deref(), Some("5"));
+
+    release.send(()).expect("holder waiting");
+    holder.await.expect("holder task").expect("holder work");
+    assert_eq!(app.get("/readyz", &app.admin).await.status, StatusCode::OK);
 }
 
 #[actix_web::test]

@@ -20,8 +20,8 @@ async fn clinic() -> Clinic {
         .set(Utc.with_ymd_and_hms(2027, 1, 4, 18, 0, 0).single().expect("instant"));
     {
         let mut conn = clinic_store::pool::get(&app.pool).expect("connection");
-        clinic_pumps::catalog::seed(&mut conn, app.state.now()).expect("catalogue");
-        clinic_scheduling::types::seed(&mut conn, app.state.now()).expect("types");
+        clinic_pumps::catalog::seed(&mut conn, app.state().now()).expect("catalogue");
+        clinic_scheduling::types::seed(&mut conn, app.state().now()).expect("types");
     }
     let staff = app.token(&["pumps:write", "pumps:read", "scheduling:write", "patients:read"]);
     let patient = app.create_patient("Ray", "Quinn").await["id"]
@@ -767,7 +767,7 @@ async fn forecasts_made_in_another_clinic_zone_are_recomputed() {
     let recompute = |zone: &str| {
         let zone = clinic_domain::time::ClinicZone::parse(zone).expect("zone");
         let mut conn = clinic_store::pool::get(&c.app.pool).expect("connection");
-        clinic_pumps::registry::recompute_made_in_other_zones(&mut conn, zone, c.app.state.now()).expect("recompute")
+        clinic_pumps::registry::recompute_made_in_other_zones(&mut conn, zone, c.app.state().now()).expect("recompute")
     };
     assert_eq!(recompute("America/Chicago"), 0, "nothing to do in the same zone");
     assert_eq!(recompute("Asia/Tokyo"), 1);

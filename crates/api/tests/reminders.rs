@@ -45,8 +45,8 @@ async fn clinic() -> Clinic {
     app.clock.set(utc(2027, 1, 1, 12, 0));
     {
         let mut conn = clinic_store::pool::get(&app.pool).expect("connection");
-        clinic_scheduling::types::seed(&mut conn, app.state.now()).expect("types");
-        clinic_pumps::catalog::seed(&mut conn, app.state.now()).expect("catalogue");
+        clinic_scheduling::types::seed(&mut conn, app.state().now()).expect("types");
+        clinic_pumps::catalog::seed(&mut conn, app.state().now()).expect("catalogue");
     }
     let staff = app.token(&[
         "scheduling:write",
@@ -87,7 +87,7 @@ impl Clinic {
         Dispatcher::new(
             self.app.pool.clone(),
             mailer,
-            self.app.state.composer.clone(),
+            self.app.state().composer.clone(),
             DispatchOptions::default(),
         )
     }
@@ -98,7 +98,7 @@ impl Clinic {
     }
 
     async fn run(&self, d: &Dispatcher) -> Report {
-        d.run_once(self.app.state.now()).await.expect("run")
+        d.run_once(self.app.state().now()).await.expect("run")
     }
 
     async fn book_for(&self, patient: &str, kind: &str, start: &str) -> Value {
@@ -531,7 +531,7 @@ async fn failures_back_off_then_fail_onto_the_outreach_list_and_can_be_retried()
         assert_eq!(r.retrying, 1, "{r:?}");
         assert_eq!(row["state"], "pending");
         let next: DateTime<Utc> = row["next_attempt_at"].as_str().expect("next").parse().expect("instant");
-        waits.push((next - c.app.state.now()).num_minutes());
+        waits.push((next - c.app.state().now()).num_minutes());
         // Just before the backoff ends nothing is tried.
         c.app.clock.set(next - Duration::seconds(1));
         assert_eq!(c.run(&d).await.claimed, 0);
@@ -586,7 +586,7 @@ async fn after_a_crash_the_lease_expires_and_the_email_is_sent_again() {
     {
         let mut conn = clinic_store::pool::get(&c.app.pool).expect("connection");
         let claimed =
-            clinic_reminders::outbox::claim(&mut conn, c.app.state.now(), Duration::minutes(5), 10).expect("claim");
+            clinic_reminders::outbox::claim(&mut conn, c.app.state().now(), Duration::minutes(5), 10).expect("claim");
         assert_eq!(claimed.len(), 1);
     }
     let (d, sent) = c.memory_dispatcher();
@@ -617,7 +617,7 @@ async fn two_dispatchers_send_each_of_a_thousand_emails_exactly_once() {
     let id = a["id"].as_str().expect("id");
     {
         let mut conn = clinic_store::pool::get(&c.app.pool).expect("connection");
-        let now = c.app.state.now();
+        let now = c.app.state().now();
         let rows = (0..1000)
             .map(|i| clinic_reminders::outbox::NewOutboxRow {
                 dedupe_key: format!("load:{i}"),
@@ -640,9 +640,9 @@ async fn two_dispatchers_send_each_of_a_thousand_emails_exactly_once() {
         batch: 25,
         ..DispatchOptions::default()
     };
-    let d1 = Dispatcher::new(c.app.pool.clone(), m1, c.app.state.composer.clone(), small);
-    let d2 = Dispatcher::new(c.app.pool.clone(), m2, c.app.state.composer.clone(), small);
-    let now = c.app.state.now();
+    let d1 = Dispatcher::new(c.app.pool.clone(), m1, c.app.state().composer.clone(), small);
+    let d2 = Dispatcher::new(c.app.pool.clone(), m2, c.app.state().composer.clone(), small);
+    let now = c.app.state().now();
     let (r1, r2) = tokio::join!(d1.run_once(now), d2.run_once(now));
     let (r1, r2) = (r1.expect("run 1"), r2.expect("run 2"));
     assert_eq!(r1.sent + r2.sent, 1001, "{r1:?} {r2:?}");
@@ -986,7 +986,7 @@ async fn a_new_forecast_replans_the_refill_reminders() {
         .post(
             &format!("/api/v1/pumps/{pump}/programs"),
             &c.staff,
-            json!({"effective_at": c.app.state.now().to_rfc3339(), "kind": "continuous", "daily_dose": "3"}),
+            json!({"effective_at": c.app.state().now().to_rfc3339(), "kind": "continuous", "daily_dose": "3"}),
         )
         .await;
     assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());

@@ -28,7 +28,7 @@ async fn clinic_with(zone: &str) -> Clinic {
     app.clock.set(utc(2027, 1, 1, 12, 0));
     {
         let mut conn = clinic_store::pool::get(&app.pool).expect("connection");
-        clinic_scheduling::types::seed(&mut conn, app.state.now()).expect("types");
+        clinic_scheduling::types::seed(&mut conn, app.state().now()).expect("types");
     }
     let staff = app.token(&["scheduling:write", "patients:read"]);
     let hours: Vec<Value> = ["monday", "tuesday", "wednesday", "thursday", "friday"]

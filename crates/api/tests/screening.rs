@@ -20,7 +20,7 @@ const CRITERIA: [&str; 8] = [
 async fn seeded() -> (TestApp, String) {
     let app = TestApp::new().await;
     let mut conn = clinic_store::pool::get(&app.pool).expect("connection");
-    clinic_content::seed::run(&mut conn, app.state.now()).expect("seed");
+    clinic_content::seed::run(&mut conn, app.state().now()).expect("seed");
     let p = app.create_patient("Lena", "Moss").await;
     (app, p["id"].as_str().expect("id").to_owned())
 }

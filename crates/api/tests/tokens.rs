@@ -64,7 +64,7 @@ async fn token_requests_are_validated() {
     let before = app.get("/api/v1/tokens", &app.admin).await.json()["items"]
         .as_array()
         .map(Vec::len);
-    let past = (app.state.now() - Duration::hours(1)).to_rfc3339();
+    let past = (app.state().now() - Duration::hours(1)).to_rfc3339();
     let res = app
         .post(
             "/api/v1/tokens",
@@ -97,7 +97,7 @@ async fn token_requests_are_validated() {
 #[actix_web::test]
 async fn expired_tokens_stop_working() {
     let app = TestApp::new().await;
-    let expires = app.state.now() + Duration::minutes(10);
+    let expires = app.state().now() + Duration::minutes(10);
     let token = app.token_with_expiry(&["patients:read"], Some(expires));
     assert_eq!(app.get("/api/v1/patients", &token).await.status, StatusCode::OK);
     app.clock.advance(Duration::minutes(10));
@@ -126,8 +126,8 @@ async fn only_admins_manage_tokens() {
 #[actix_web::test]
 async fn api_tokens_have_a_maximum_lifetime() {
     let mut app = TestApp::new().await;
-    app.state.limits.token_max_days = 30;
-    let now = app.state.now();
+    app.state_mut().limits.token_max_days = 30;
+    let now = app.state().now();
 
     let res = app
         .post(

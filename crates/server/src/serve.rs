@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use clinic_api::metrics::Metrics;
-use clinic_api::state::Limits;
+use clinic_api::state::{DbGate, Limits};
 use clinic_api::token_cache::TokenCache;
 use clinic_api::{AppState, ClinicInfo};
 use clinic_domain::time::SystemClock;
@@ -216,6 +216,7 @@ pub fn run(settings: Settings, scheduler: bool) -> Result<(), String> {
         public_limiter: Default::default(),
         audit: AuditWriter::start(settings.database_url.clone()),
         composer: composer.clone(),
+        db_gate: DbGate::for_pool(&db_pool),
     };
 
     let system = actix_web::rt::System::new();

@@ -79,3 +79,9 @@ pub fn connect(url: &DatabaseUrl, options: &PoolOptions) -> Result<Pool, StoreEr
 pub fn get(pool: &Pool) -> Result<PooledConnection, StoreError> {
     pool.get().map_err(|e| StoreError::Unavailable(e.to_string()))
 }
+
+/// Like [`get`], waiting at most `timeout` (what is left of a request's time to queue).
+pub fn get_within(pool: &Pool, timeout: Duration) -> Result<PooledConnection, StoreError> {
+    pool.get_timeout(timeout)
+        .map_err(|e| StoreError::Unavailable(e.to_string()))
+}

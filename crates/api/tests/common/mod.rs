@@ -2,7 +2,12 @@
 //! actix application in process, an injectable clock, and helpers that speak HTTP.
 #![allow(dead_code)]
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::{Arc, Mutex};
+
+use actix_web::dev::ServiceResponse;
+use futures_util::future::LocalBoxFuture;
 
 use actix_web::http::{header, Method, StatusCode};
 use actix_web::test;
@@ -39,11 +44,17 @@ impl Clock for TestClock {
 pub struct TestApp {
     pub db: TestDatabase,
     pub pool: Pool,
-    pub state: AppState,
+    /// Read through [`Self::state`]; change through [`Self::state_mut`], which rebuilds the app.
+    state: AppState,
     pub clock: Arc<TestClock>,
     /// An admin token's secret.
     pub admin: String,
+    /// The app built from `state`, once: building it per request cost more than most
+    /// requests in a debug build, and starved concurrent requests of their turn.
+    service: RefCell<Option<ServiceFn>>,
 }
+
+type ServiceFn = Rc<dyn Fn(test::TestRequest) -> LocalBoxFuture<'static, ServiceResponse>>;
 
 pub struct TestResponse {
     pub status: StatusCode,
@@ -141,6 +152,7 @@ impl TestApp {
             public_limiter: Default::default(),
             audit: clinic_patients::audit::AuditWriter::start(db.url().clone()),
             composer,
+            db_gate: clinic_api::state::DbGate::for_pool(&pool),
         };
         let mut app = Self {
             db,
@@ -148,6 +160,7 @@ impl TestApp {
             state,
             clock,
             admin: String::new(),
+            service: RefCell::new(None),
         };
         app.admin = app.token(&["admin"]);
         app
@@ -166,9 +179,32 @@ impl TestApp {
         clinic_auth::create(&mut conn, new, now).expect("token").secret
     }
 
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Change the app's state; the next request runs on an app built from the new state.
+    pub fn state_mut(&mut self) -> &mut AppState {
+        self.service.replace(None);
+        &mut self.state
+    }
+
+    async fn service(&self) -> ServiceFn {
+        let built = self.service.borrow().clone();
+        if let Some(service) = built {
+            return service;
+        }
+        let app = Rc::new(test::init_service(clinic_api::app(self.state.clone())).await);
+        let service: ServiceFn = Rc::new(move |req: test::TestRequest| {
+            let app = app.clone();
+            Box::pin(async move { test::call_service(&*app, req.to_request()).await.map_into_boxed_body() })
+        });
+        self.service.replace(Some(service.clone()));
+        service
+    }
+
     pub async fn send(&self, req: test::TestRequest) -> TestResponse {
-        let svc = test::init_service(clinic_api::app(self.state.clone())).await;
-        let res = test::call_service(&svc, req.to_request()).await;
+        let res = self.service().await(req).await;
         let status = res.status();
         let headers = res.headers().clone();
         let body = test::read_body(res).await.to_vec();
