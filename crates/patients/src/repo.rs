@@ -134,8 +134,8 @@ pub fn create(
 
 fn load(conn: &mut DbConnection, id: PatientId) -> Result<Patient, PatientError> {
     let query = patients::table.find(id.to_string());
-    // The busiest read of the platform: on the concrete connection (see `on_backend`).
-    clinic_store::on_backend!(conn, |c| query.first::<PatientRow>(c).optional())?
+    // The busiest read of the platform: on the native connection (see `on_native`).
+    clinic_store::on_native!(conn, c => query.first::<PatientRow>(c).optional())?
         .ok_or(PatientError::NotFound)?
         .try_into()
 }

@@ -79,8 +79,11 @@ pub fn is_unique_violation(error: &DieselError) -> bool {
 }
 
 /// Runs the same backend-generic diesel code on the native connection, for what
-/// `MultiConnection` cannot express (batch inserts, upserts). `$c` is bound to the
-/// `SqliteConnection` or `PgConnection`; the body is compiled once for each.
+/// `MultiConnection` cannot express (batch inserts, upserts), and on hot paths: through the
+/// enum diesel keys its prepared-statement cache by the SQL text, which it renders again on
+/// every call, while on the native connection a typed query is found by its type (the
+/// patient read; docs/performance.md). `$c` is bound to the `SqliteConnection` or
+/// `PgConnection`; the body is compiled once for each.
 #[macro_export]
 macro_rules! on_native {
     ($conn:expr, $c:ident => $body:expr) => {

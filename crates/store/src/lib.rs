@@ -21,26 +21,6 @@ pub use connection::{Backend, DatabaseUrl, DbConnection};
 pub use error::StoreError;
 pub use pool::{Pool, PooledConnection};
 
-/// Runs `$body` with `$c` bound to the concrete connection of either backend.
-///
-/// Through the `MultiConnection` enum diesel cannot key its prepared-statement cache by a
-/// query's type, so it renders the SQL text of every query again on each call just to look
-/// the statement up; on the concrete connection a typed query is found by its type. Worth it
-/// on hot paths (a patient read, the audit writer; docs/performance.md), not elsewhere.
-///
-/// ```ignore
-/// let row = clinic_store::on_backend!(conn, |c| patients::table.find(id).first::<Row>(c))?;
-/// ```
-#[macro_export]
-macro_rules! on_backend {
-    ($conn:expr, |$c:ident| $body:expr) => {
-        match $conn {
-            $crate::DbConnection::Sqlite($c) => $body,
-            $crate::DbConnection::Postgresql($c) => $body,
-        }
-    };
-}
-
 /// A trivial round trip, for readiness checks.
 pub fn ping(conn: &mut DbConnection) -> Result<(), StoreError> {
     use diesel::connection::SimpleConnection;
