@@ -177,7 +177,7 @@ pub fn run(settings: Settings, scheduler: bool) -> Result<(), String> {
             );
         }
     }
-    if let Ok(Some(warning)) = postgres_tls_policy(&settings.database_url) {
+    if let Ok(Some(warning)) = crate::settings::postgres_tls_policy(&settings.database_url) {
         tracing::warn!("{warning}");
     }
     let local = ["http://127.0.0.1", "http://localhost", "http://[::1]"];
@@ -263,58 +263,6 @@ pub fn run(settings: Settings, scheduler: bool) -> Result<(), String> {
     })
 }
 
-/// What `DATABASE_URL` does about TLS to PostgreSQL (security review F2). Local hosts and
-/// sockets need nothing. Another host needs `sslmode=verify-full` (or `verify-ca`): anything
-/// weaker either sends patient data in clear or accepts an impostor, so it is refused, except
-/// an explicit `sslmode=disable`, the operator's deliberate choice for a private network
-/// (Docker Compose), which is allowed with a warning (`Ok(Some(warning))`).
-pub fn postgres_tls_policy(url: &DatabaseUrl) -> Result<Option<String>, String> {
-    let DatabaseUrl::Postgres(raw) = url else {
-        return Ok(None);
-    };
-    let (before_query, query) = raw.split_once('?').unwrap_or((raw.as_str(), ""));
-    let host = before_query
-        .split_once("://")
-        .map(|(_, rest)| rest)
-        .and_then(|rest| rest.split('/').next())
-        .map(|authority| authority.rsplit('@').next().unwrap_or(authority))
-        .map(|hostport| {
-            if hostport.starts_with('[') {
-                hostport.split(']').next().unwrap_or(hostport).trim_start_matches('[')
-            } else {
-                hostport.split(':').next().unwrap_or(hostport)
-            }
-        })
-        .unwrap_or("");
-    let param = |key: &str| {
-        query
-            .split('&')
-            .filter_map(|kv| kv.split_once('='))
-            .filter(|(k, _)| *k == key)
-            .map(|(_, v)| v)
-            .next_back()
-    };
-    // A `host=` parameter overrides the authority; a path there is a Unix socket.
-    let host = param("host").unwrap_or(host);
-    let local = host.is_empty()
-        || matches!(host, "localhost" | "127.0.0.1" | "::1")
-        || host.starts_with('%')
-        || host.starts_with('/');
-    match (local, param("sslmode")) {
-        (true, _) | (false, Some("verify-full" | "verify-ca")) => Ok(None),
-        (false, Some("disable")) => Ok(Some(format!(
-            "DATABASE_URL reaches {host} with sslmode=disable: patient data travels unencrypted; \
-             acceptable only on a private network (docs/security.md, TLS for PostgreSQL)"
-        ))),
-        (false, mode) => Err(format!(
-            "{host} is not the local host, and sslmode={} neither encrypts nor verifies the server for sure: \
-             use sslmode=verify-full with sslrootcert=/path/to/ca.pem (a binary built with --features \
-             postgres-tls), or sslmode=disable to choose an unencrypted private network deliberately",
-            mode.unwrap_or("(unset, libpq's 'prefer')")
-        )),
-    }
-}
-
 /// Resolves on SIGTERM or SIGINT (Ctrl-C). The handlers exist from the moment this returns.
 #[cfg(unix)]
 fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
@@ -334,37 +282,4 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     Ok(async {
         let _ = tokio::signal::ctrl_c().await;
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn remote_postgres_needs_verified_tls_or_an_explicit_disable() {
-        let policy = |u: &str| postgres_tls_policy(&DatabaseUrl::parse(u).expect("url"));
-        for refused in [
-            "postgres://clinic:pw@db.internal:5432/clinic",
-            "postgres://clinic@db.internal/clinic?sslmode=require",
-            "postgres://clinic@db.internal/clinic?sslmode=prefer",
-            "postgres://clinic@db.internal/clinic?application_name=verify-full",
-            "postgres://clinic@localhost/clinic?host=db.internal&sslmode=require",
-        ] {
-            assert!(policy(refused).is_err(), "{refused}");
-        }
-        for quiet in [
-            "postgres://clinic@db.internal/clinic?sslmode=verify-full&sslrootcert=/etc/ca.pem",
-            "postgres://clinic@db.internal/clinic?sslmode=verify-ca",
-            "postgres://postgres@127.0.0.1:5432/test",
-            "postgres://u:p@localhost/x",
-            "postgres://u@[::1]:5432/x",
-            "postgres:///clinic?host=/var/run/postgresql",
-        ] {
-            assert_eq!(policy(quiet), Ok(None), "{quiet}");
-        }
-        let warned = policy("postgres://clinic:pw@postgres:5432/clinic?sslmode=disable").expect("allowed");
-        assert!(warned.is_some_and(|w| w.contains("unencrypted")));
-        let message = policy("postgres://clinic:secret@db.internal/clinic").expect_err("refused");
-        assert!(!message.contains("secret"), "{message}");
-    }
 }
