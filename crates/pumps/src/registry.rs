@@ -883,20 +883,22 @@ pub fn recompute_made_in_other_zones(
     zone: ClinicZone,
     now: DateTime<Utc>,
 ) -> Result<usize, PumpError> {
-    let recorded = |conn: &mut DbConnection| -> Result<Option<String>, PumpError> {
+    // The zone of the last pass and the row's version (none yet: version 0).
+    let recorded = |conn: &mut DbConnection| -> Result<Option<(String, i64)>, PumpError> {
         Ok(settings::table
             .find(FORECAST_ZONE)
-            .select(settings::body)
-            .first::<String>(conn)
+            .select((settings::body, settings::version))
+            .first::<(String, i64)>(conn)
             .optional()?)
     };
-    if recorded(conn)?.as_deref() == Some(zone.name()) {
+    let is_current = |row: &Option<(String, i64)>| row.as_ref().is_some_and(|(z, _)| z == zone.name());
+    if is_current(&recorded(conn)?) {
         return Ok(0);
     }
     dialect::write_transaction(conn, |conn| {
         // Under the write lock: another instance may have done it meanwhile.
         let previous = recorded(conn)?;
-        if previous.as_deref() == Some(zone.name()) {
+        if is_current(&previous) {
             return Ok(0);
         }
         let rows: Vec<(String, String)> = pumps::table
@@ -914,20 +916,8 @@ pub fn recompute_made_in_other_zones(
         for id in &stale {
             recompute(conn, id, zone, now)?;
         }
-        let row = (
-            settings::body.eq(zone.name()),
-            settings::updated_at.eq(time::to_db(now)),
-            settings::updated_by.eq(None::<String>),
-        );
-        if previous.is_some() {
-            diesel::update(settings::table.find(FORECAST_ZONE))
-                .set((row, settings::version.eq(settings::version + 1)))
-                .execute(conn)?;
-        } else {
-            diesel::insert_into(settings::table)
-                .values((settings::name.eq(FORECAST_ZONE), row, settings::version.eq(1i64)))
-                .execute(conn)?;
-        }
+        let version = previous.map_or(0, |(_, v)| v);
+        clinic_store::named_settings::write(conn, FORECAST_ZONE, zone.name(), version, None, now)?;
         Ok(stale.len())
     })
 }

@@ -185,27 +185,8 @@ pub fn save(
                 ),
             });
         }
-        let version = expected_version + 1;
-        if expected_version == 0 {
-            diesel::insert_into(settings::table)
-                .values((
-                    settings::name.eq(NAME),
-                    settings::body.eq(&body),
-                    settings::version.eq(version),
-                    settings::updated_at.eq(time::to_db(now)),
-                    settings::updated_by.eq(&updated_by),
-                ))
-                .execute(conn)?;
-        } else {
-            diesel::update(settings::table.find(NAME))
-                .set((
-                    settings::body.eq(&body),
-                    settings::version.eq(version),
-                    settings::updated_at.eq(time::to_db(now)),
-                    settings::updated_by.eq(&updated_by),
-                ))
-                .execute(conn)?;
-        }
+        let version =
+            clinic_store::named_settings::write(conn, NAME, &body, expected_version, updated_by.as_deref(), now)?;
         clinic_patients::audit::record(conn, actor, "reminder_settings.update", "settings", NAME, now)?;
         let voided = crate::planner::void_dropped_offsets(conn, new, now)?;
         if voided > 0 {

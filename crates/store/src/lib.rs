@@ -11,6 +11,7 @@ pub mod dialect;
 pub mod error;
 pub mod idempotency;
 pub mod migrations;
+pub mod named_settings;
 pub mod pool;
 pub mod schema;
 #[cfg(feature = "testing")]
