@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use clinic_domain::contact::PhoneRegion;
 use clinic_domain::time::{ClinicZone, Clock};
 use clinic_patients::audit::{self, Actor, AuditWriter};
-use clinic_store::{dialect, pool, DbConnection, Pool, StoreError};
+use clinic_store::{dialect, pool, Backend, DbConnection, Pool, StoreError};
 
 use crate::metrics::Metrics;
 use crate::problem::ApiError;
@@ -75,11 +75,18 @@ pub struct AppState {
 /// is theirs. Waiting here and in the pool together is bounded by the pool's checkout
 /// timeout, after which the request is answered 503.
 #[derive(Clone)]
-pub struct DbGate(Arc<tokio::sync::Semaphore>);
+pub struct DbGate {
+    turns: Arc<tokio::sync::Semaphore>,
+    /// Whether keyed reads may run on the worker thread ([`AppState::db_audited_keyed`]).
+    inline_keyed_reads: bool,
+}
 
 impl DbGate {
-    pub fn for_pool(pool: &Pool) -> Self {
-        Self(Arc::new(tokio::sync::Semaphore::new(pool.max_size() as usize)))
+    pub fn for_pool(pool: &Pool, backend: Backend) -> Self {
+        Self {
+            turns: Arc::new(tokio::sync::Semaphore::new(pool.max_size() as usize)),
+            inline_keyed_reads: backend == Backend::Sqlite,
+        }
     }
 }
 
@@ -97,7 +104,7 @@ impl AppState {
         E: Into<ApiError> + Send + 'static,
     {
         let deadline = Instant::now() + self.pool.connection_timeout();
-        let turn = tokio::time::timeout_at(deadline.into(), self.db_gate.0.clone().acquire_owned())
+        let turn = tokio::time::timeout_at(deadline.into(), self.db_gate.turns.clone().acquire_owned())
             .await
             .map_err(|_| StoreError::Unavailable("no database connection became free in time".into()))?
             .map_err(|_| ApiError::Internal("the connection queue is closed".into()))?;
@@ -145,6 +152,44 @@ impl AppState {
         .await
     }
 
+    /// Like [`Self::db_audited`] for a read bounded by key: one record and at most a few
+    /// rows beside it, found through primary-key or unique indexes.
+    ///
+    /// On SQLite, when a pooled connection is free at once and no request is queued for
+    /// one, the read runs right here on the worker thread instead of on the blocking pool.
+    /// Such a read takes microseconds, like rendering its JSON: SQLite reads the pages from
+    /// memory and, in WAL mode, a reader never waits for the writer. Skipping the two
+    /// thread hand-overs of the blocking pool was the largest single cost left in the
+    /// patient read (docs/performance.md, foundation). Anything that could take longer
+    /// (lists, searches, computations over a history) stays on [`Self::db_audited`], and so
+    /// does every read on PostgreSQL, where even a keyed read waits on the network.
+    pub async fn db_audited_keyed<T, E, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&mut DbConnection, &AuditWriter) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: Into<ApiError> + Send + 'static,
+    {
+        if !self.db_gate.inline_keyed_reads {
+            return self.db_audited(f).await;
+        }
+        // The fair queue hands out no permit while anyone waits, so this never overtakes.
+        let Ok(turn) = self.db_gate.turns.clone().try_acquire_owned() else {
+            return self.db_audited(f).await;
+        };
+        let Some(mut conn) = self.pool.try_get() else {
+            drop(turn);
+            return self.db_audited(f).await;
+        };
+        let writer = self.audit.deferred();
+        let result = f(&mut conn, &writer).map_err(Into::into);
+        drop(conn);
+        drop(turn);
+        let committed = writer.commit_deferred().await;
+        let value = result?;
+        committed.map_err(ApiError::from)?;
+        Ok(value)
+    }
+
     /// Like [`Self::db`] for work that reads patient data: `f` records its read events on
     /// the writer it is given, the pooled connection goes back, and the events are
     /// committed before the result is handed over, so nothing leaves unaudited and waiting
@@ -158,10 +203,27 @@ impl AppState {
     {
         let deferred = self.audit.deferred();
         let writer = deferred.clone();
-        let result = self.db(move |conn| f(conn, &writer)).await;
-        let committed = deferred.commit_deferred().await;
+        let outcome = self
+            .db(move |conn| {
+                let result = f(conn, &writer);
+                // Handed over here rather than by the awaiting task: the commit starts
+                // while the answer travels back (docs/performance.md, foundation).
+                Ok::<_, ApiError>((result, writer.submit_deferred()))
+            })
+            .await;
+        let (result, submitted) = match outcome {
+            Ok((result, submitted)) => (result.map_err(Into::into), submitted),
+            Err(e) => (Err(e), Ok(audit::PendingCommit::none())),
+        };
+        // Whatever is still held (the closure did not run to its end) is committed too.
+        let rest = deferred.commit_deferred().await;
+        let committed = match submitted {
+            Ok(pending) => pending.committed().await,
+            Err(e) => Err(e),
+        };
         let value = result?;
         committed.map_err(ApiError::from)?;
+        rest.map_err(ApiError::from)?;
         Ok(value)
     }
 }

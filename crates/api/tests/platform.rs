@@ -78,7 +78,7 @@ async fn a_request_that_cannot_get_a_connection_in_time_is_answered_503() {
         .build(clinic_store::pool::Manager::new(app.db.url().clone()))
         .expect("pool");
     app.state_mut().pool = pool.clone();
-    app.state_mut().db_gate = clinic_api::state::DbGate::for_pool(&pool);
+    app.state_mut().db_gate = clinic_api::state::DbGate::for_pool(&pool, app.db.url().backend());
     assert_eq!(app.get("/readyz", &app.admin).await.status, StatusCode::OK);
 
     // The gate's only turn is taken by a request whose work holds the connection until told.
@@ -100,6 +100,62 @@ async fn a_request_that_cannot_get_a_connection_in_time_is_answered_503() {
     release.send(()).expect("holder waiting");
     holder.await.expect("holder task").expect("holder work");
     assert_eq!(app.get("/readyz", &app.admin).await.status, StatusCode::OK);
+}
+
+/// A keyed read (`AppState::db_audited_keyed`) runs at once when a connection is free (on
+/// SQLite on the worker thread itself), and otherwise queues like any other request: here
+/// the only connection is busy, the read waits its turn instead of failing or overtaking,
+/// and either way its audit event is stored before the record is returned.
+#[actix_web::test]
+async fn a_keyed_read_waits_its_turn_when_no_connection_is_free_and_is_audited() {
+    let mut app = TestApp::new().await;
+    let patient = app.create_patient("Queued", "Reader").await;
+    let id = patient["id"].as_str().expect("id").to_string();
+    let pool = clinic_store::Pool::builder()
+        .max_size(1)
+        .connection_timeout(std::time::Duration::from_secs(30))
+        .build(clinic_store::pool::Manager::new(app.db.url().clone()))
+        .expect("pool");
+    app.state_mut().pool = pool.clone();
+    app.state_mut().db_gate = clinic_api::state::DbGate::for_pool(&pool, app.db.url().backend());
+    let reader = app.token(&["patients:read"]);
+    let path = format!("/api/v1/patients/{id}");
+    let reads = || async {
+        let page = app
+            .get(
+                &format!("/api/v1/audit-events?subject_id={id}&action=patient.read"),
+                &app.admin,
+            )
+            .await
+            .json();
+        page["items"].as_array().expect("items").len()
+    };
+
+    // A free connection: answered at once, audited.
+    assert_eq!(app.get(&path, &reader).await.status, StatusCode::OK);
+    assert_eq!(reads().await, 1);
+
+    // The only connection is held: the read queues, and is answered once it comes back.
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let state = app.state().clone();
+    let holder = actix_web::rt::spawn(async move {
+        state
+            .db(move |_conn| {
+                held.recv().ok();
+                Ok::<_, clinic_api::ApiError>(())
+            })
+            .await
+    });
+    actix_web::rt::task::yield_now().await;
+    let (res, ()) = futures_util::future::join(app.get(&path, &reader), async {
+        actix_web::rt::task::yield_now().await;
+        release.send(()).expect("holder waiting");
+    })
+    .await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(res.json()["id"], id.as_str());
+    holder.await.expect("holder task").expect("holder work");
+    assert_eq!(reads().await, 2);
 }
 
 #[actix_web::test]

@@ -434,7 +434,7 @@ pub async fn get_appointment(
     let now = state.now();
     Ok(web::Json(
         state
-            .db_audited(move |conn, audit| repo::get(conn, audit, &auth.actor, id, now))
+            .db_audited_keyed(move |conn, audit| repo::get(conn, audit, &auth.actor, id, now))
             .await?
             .into(),
     ))
@@ -640,7 +640,7 @@ pub async fn get_appointment_ics(
     let id: AppointmentId = super::path_id(&id, "appointment")?;
     let now = state.now();
     let a = state
-        .db_audited(move |conn, audit| repo::get(conn, audit, &auth.actor, id, now))
+        .db_audited_keyed(move |conn, audit| repo::get(conn, audit, &auth.actor, id, now))
         .await?;
     Ok(HttpResponse::Ok()
         .content_type(

@@ -321,7 +321,7 @@ pub async fn get_patient(
     let id: PatientId = super::path_id(&id, "patient")?;
     let now = state.now();
     let patient = state
-        .db_audited(move |conn, audit| repo::get(conn, audit, &auth.actor, id, now))
+        .db_audited_keyed(move |conn, audit| repo::get(conn, audit, &auth.actor, id, now))
         .await?;
     Ok(web::Json(patient.into()))
 }

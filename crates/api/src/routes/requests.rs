@@ -255,7 +255,7 @@ pub async fn get_appointment_request(
     let now = state.now();
     Ok(web::Json(
         state
-            .db_audited(move |conn, audit| repo::read(conn, audit, &auth.actor, id, now))
+            .db_audited_keyed(move |conn, audit| repo::read(conn, audit, &auth.actor, id, now))
             .await?
             .into(),
     ))
