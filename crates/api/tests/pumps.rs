@@ -784,7 +784,7 @@ async fn forecasts_made_in_another_clinic_zone_are_recomputed() {
         let recorded: String = clinic_store::schema::settings::table
             .find("forecast_time_zone")
             .select(clinic_store::schema::settings::body)
-            .first(&mut conn)
+            .first(&mut **conn)
             .expect("the zone of the stored forecasts is recorded");
         assert_eq!(recorded, "Asia/Tokyo");
     }

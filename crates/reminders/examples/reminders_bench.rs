@@ -342,12 +342,12 @@ fn dispatch(url: &DatabaseUrl, smtp: &str, n: usize) -> Result<(), String> {
         .order(appointments::starts_at)
         .limit(n as i64)
         .select((appointments::id, appointments::patient_id, appointments::starts_at))
-        .load(&mut *conn)
+        .load(&mut **conn)
         .map_err(err)?;
     // Only this run's emails are ready: rows the planning pass created wait.
     diesel::update(clinic_store::schema::outbox::table.filter(clinic_store::schema::outbox::state.eq("pending")))
         .set(clinic_store::schema::outbox::state.eq("void"))
-        .execute(&mut *conn)
+        .execute(&mut **conn)
         .map_err(err)?;
     let run = uuid::Uuid::now_v7();
     let rows: Vec<NewOutboxRow> = booked

@@ -1,7 +1,7 @@
 //! The r2d2 pool over [`DbConnection`], with our own manager so that each new connection
 //! is opened by [`DatabaseUrl::establish`] (backend by scheme, pragmas applied).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use diesel::r2d2::{self, ManageConnection, R2D2Connection};
 
@@ -13,34 +13,74 @@ pub type PooledConnection = r2d2::PooledConnection<Manager>;
 #[derive(Debug)]
 pub struct Manager {
     url: DatabaseUrl,
+    trusted_for: Duration,
 }
 
 impl Manager {
     pub fn new(url: DatabaseUrl) -> Self {
-        Self { url }
+        Self::checking_after(url, TRUSTED_FOR)
+    }
+
+    /// A manager that trusts a PostgreSQL connection for `trusted_for` after it last
+    /// answered a check (zero: check on every checkout).
+    pub fn checking_after(url: DatabaseUrl, trusted_for: Duration) -> Self {
+        Self { url, trusted_for }
+    }
+}
+
+/// How long a PostgreSQL connection that answered a check is trusted without another.
+const TRUSTED_FOR: Duration = Duration::from_secs(1);
+
+/// A pooled connection, and when it last proved alive.
+pub struct Pooled {
+    conn: DbConnection,
+    checked_at: Instant,
+}
+
+impl std::ops::Deref for Pooled {
+    type Target = DbConnection;
+    fn deref(&self) -> &DbConnection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Pooled {
+    fn deref_mut(&mut self) -> &mut DbConnection {
+        &mut self.conn
     }
 }
 
 impl ManageConnection for Manager {
-    type Connection = DbConnection;
+    type Connection = Pooled;
     type Error = StoreError;
 
-    fn connect(&self) -> Result<DbConnection, StoreError> {
-        self.url.establish()
+    fn connect(&self) -> Result<Pooled, StoreError> {
+        Ok(Pooled {
+            conn: self.url.establish()?,
+            checked_at: Instant::now(),
+        })
     }
 
     /// Run on every checkout. A PostgreSQL server can restart under a pooled connection, and
-    /// a `SELECT 1` notices; a SQLite connection is a file handle in this process that nothing
-    /// can restart, so the statement would only cost time on every request.
-    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), StoreError> {
-        match conn {
+    /// diesel does not report such a connection as broken, so a `SELECT 1` checks it, but at
+    /// most once per [`TRUSTED_FOR`]: a check on every checkout was a round trip per request
+    /// (docs/performance.md, foundation). After a restart each connection fails at most the
+    /// requests of that second, then is checked, dropped and replaced. A SQLite connection is
+    /// a file handle in this process that nothing can restart: never checked.
+    fn is_valid(&self, pooled: &mut Pooled) -> Result<(), StoreError> {
+        match &mut pooled.conn {
             DbConnection::Sqlite(_) => Ok(()),
-            DbConnection::Postgresql(_) => conn.ping().map_err(StoreError::from),
+            DbConnection::Postgresql(_) if pooled.checked_at.elapsed() < self.trusted_for => Ok(()),
+            conn @ DbConnection::Postgresql(_) => {
+                conn.ping().map_err(StoreError::from)?;
+                pooled.checked_at = Instant::now();
+                Ok(())
+            }
         }
     }
 
-    fn has_broken(&self, conn: &mut DbConnection) -> bool {
-        std::thread::panicking() || conn.is_broken()
+    fn has_broken(&self, pooled: &mut Pooled) -> bool {
+        std::thread::panicking() || pooled.conn.is_broken()
     }
 }
 
