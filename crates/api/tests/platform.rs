@@ -66,22 +66,26 @@ async fn readiness_fails_with_a_problem_when_the_database_is_gone() {
     );
 }
 
-/// The fair queue in front of the pool (`DbGate`): with every connection busy a request
-/// waits its turn, and gets 503 with `Retry-After` once the checkout timeout has passed
-/// in the queue, not a hang; the turn comes as soon as the connection is back.
-#[actix_web::test]
-async fn a_request_that_cannot_get_a_connection_in_time_is_answered_503() {
-    let mut app = TestApp::new().await;
+/// Gives the app a pool (and a fair queue) of a single connection.
+fn give_one_connection(app: &mut TestApp, checkout_timeout: std::time::Duration) {
     let pool = clinic_store::Pool::builder()
         .max_size(1)
-        .connection_timeout(std::time::Duration::from_millis(300))
+        .connection_timeout(checkout_timeout)
         .build(clinic_store::pool::Manager::new(app.db.url().clone()))
         .expect("pool");
+    let backend = app.db.url().backend();
     app.state_mut().pool = pool.clone();
-    app.state_mut().db_gate = clinic_api::state::DbGate::for_pool(&pool, app.db.url().backend());
-    assert_eq!(app.get("/readyz", &app.admin).await.status, StatusCode::OK);
+    app.state_mut().db_gate = clinic_api::state::DbGate::for_pool(&pool, backend);
+}
 
-    // The gate's only turn is taken by a request whose work holds the connection until told.
+/// Starts a request whose work holds the connection (and the queue's turn) until the
+/// returned sender says so; the handle ends with that work.
+async fn hold_the_connection(
+    app: &TestApp,
+) -> (
+    std::sync::mpsc::Sender<()>,
+    actix_web::rt::task::JoinHandle<Result<(), clinic_api::ApiError>>,
+) {
     let (release, held) = std::sync::mpsc::channel::<()>();
     let state = app.state().clone();
     let holder = actix_web::rt::spawn(async move {
@@ -93,6 +97,20 @@ async fn a_request_that_cannot_get_a_connection_in_time_is_answered_503() {
             .await
     });
     actix_web::rt::task::yield_now().await;
+    (release, holder)
+}
+
+/// The fair queue in front of the pool (`DbGate`): with every connection busy a request
+/// waits its turn, and gets 503 with `Retry-After` once the checkout timeout has passed
+/// in the queue, not a hang; the turn comes as soon as the connection is back.
+#[actix_web::test]
+async fn a_request_that_cannot_get_a_connection_in_time_is_answered_503() {
+    let mut app = TestApp::new().await;
+    give_one_connection(&mut app, std::time::Duration::from_millis(300));
+    assert_eq!(app.get("/readyz", &app.admin).await.status, StatusCode::OK);
+
+    // The gate's only turn is taken by a request whose work holds the connection until told.
+    let (release, holder) = hold_the_connection(&app).await;
     let res = app.get("/readyz", &app.admin).await;
     res.problem(503, "service_unavailable");
     assert_eq!(res.header("retry-after").as_deref(), Some("5"));
@@ -111,13 +129,7 @@ async fn a_keyed_read_waits_its_turn_when_no_connection_is_free_and_is_audited()
     let mut app = TestApp::new().await;
     let patient = app.create_patient("Queued", "Reader").await;
     let id = patient["id"].as_str().expect("id").to_string();
-    let pool = clinic_store::Pool::builder()
-        .max_size(1)
-        .connection_timeout(std::time::Duration::from_secs(30))
-        .build(clinic_store::pool::Manager::new(app.db.url().clone()))
-        .expect("pool");
-    app.state_mut().pool = pool.clone();
-    app.state_mut().db_gate = clinic_api::state::DbGate::for_pool(&pool, app.db.url().backend());
+    give_one_connection(&mut app, std::time::Duration::from_secs(30));
     let reader = app.token(&["patients:read"]);
     let path = format!("/api/v1/patients/{id}");
     let reads = || async {
@@ -136,17 +148,7 @@ async fn a_keyed_read_waits_its_turn_when_no_connection_is_free_and_is_audited()
     assert_eq!(reads().await, 1);
 
     // The only connection is held: the read queues, and is answered once it comes back.
-    let (release, held) = std::sync::mpsc::channel::<()>();
-    let state = app.state().clone();
-    let holder = actix_web::rt::spawn(async move {
-        state
-            .db(move |_conn| {
-                held.recv().ok();
-                Ok::<_, clinic_api::ApiError>(())
-            })
-            .await
-    });
-    actix_web::rt::task::yield_now().await;
+    let (release, holder) = hold_the_connection(&app).await;
     let (res, ()) = futures_util::future::join(app.get(&path, &reader), async {
         actix_web::rt::task::yield_now().await;
         release.send(()).expect("holder waiting");
