@@ -211,19 +211,14 @@ impl AppState {
                 Ok::<_, ApiError>((result, writer.submit_deferred()))
             })
             .await;
-        let (result, submitted) = match outcome {
-            Ok((result, submitted)) => (result.map_err(Into::into), submitted),
-            Err(e) => (Err(e), Ok(audit::PendingCommit::none())),
-        };
-        // Whatever is still held (the closure did not run to its end) is committed too.
-        let rest = deferred.commit_deferred().await;
-        let committed = match submitted {
-            Ok(pending) => pending.committed().await,
-            Err(e) => Err(e),
+        let (result, committed) = match outcome {
+            Ok((result, Ok(pending))) => (result.map_err(Into::into), pending.committed().await),
+            Ok((result, Err(e))) => (result.map_err(Into::into), Err(e)),
+            // The closure did not run to its end: commit what it recorded before it stopped.
+            Err(e) => (Err(e), deferred.commit_deferred().await),
         };
         let value = result?;
         committed.map_err(ApiError::from)?;
-        rest.map_err(ApiError::from)?;
         Ok(value)
     }
 }

@@ -250,7 +250,7 @@ pub struct PendingCommit(Option<tokio::sync::oneshot::Receiver<Result<(), BatchF
 
 impl PendingCommit {
     /// Nothing was handed over.
-    pub fn none() -> Self {
+    fn none() -> Self {
         Self(None)
     }
 

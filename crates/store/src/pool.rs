@@ -109,7 +109,8 @@ pub fn connect(url: &DatabaseUrl, options: &PoolOptions) -> Result<Pool, StoreEr
         .max_size(options.max_size)
         .min_idle(Some(1))
         .connection_timeout(options.connection_timeout)
-        // Connections are checked on checkout, so a restarted PostgreSQL is noticed per request.
+        // Checkout runs `Manager::is_valid`: PostgreSQL connections not checked within the
+        // last second are, so a restarted server is noticed within a second.
         .test_on_check_out(true)
         .build(Manager::new(url.clone()))
         .map_err(|e| StoreError::Connect(e.to_string()))
