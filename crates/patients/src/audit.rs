@@ -14,7 +14,10 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use clinic_domain::ids::TokenId;
 use clinic_store::schema::audit_events;
 use clinic_store::{dialect, time, DatabaseUrl, DbConnection, StoreError};
+use diesel::pg::Pg;
 use diesel::prelude::*;
+use diesel::query_builder::{AstPass, QueryFragment, QueryId};
+use diesel::sql_types::{Array, Nullable, Text, Timestamp};
 
 /// Who is acting and under which request; every audited call carries one.
 #[derive(Debug, Clone, PartialEq)]
@@ -78,16 +81,26 @@ pub fn record(
     at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     diesel::insert_into(audit_events::table)
-        .values(NewEventRow {
+        .values(NewEventRow::new(actor, action, subject_type, subject_id, at))
+        .execute(conn)?;
+    Ok(())
+}
+
+impl<'a> NewEventRow<'a> {
+    fn new(actor: &'a Actor, action: &'a str, subject_type: &'a str, subject_id: &'a str, at: DateTime<Utc>) -> Self {
+        Self {
             occurred_at: time::to_db(at),
             actor_token_id: actor.token_id.map(|t| t.to_string()),
             action,
             subject_type,
             subject_id,
             request_id: actor.request_id.as_deref(),
-        })
-        .execute(conn)?;
-    Ok(())
+        }
+    }
+
+    fn of(e: &'a PendingEvent) -> Self {
+        Self::new(&e.actor, e.action, e.subject_type, &e.subject_id, e.at)
+    }
 }
 
 /// An event to be written by the [`AuditWriter`].
@@ -154,6 +167,13 @@ pub struct AuditWriter {
 /// The most events one transaction takes; more wait for the next.
 const MAX_BATCH: usize = 512;
 
+/// How long a busy writer lets its queue fill before it takes the next batch. A commit
+/// costs about the same for one event as for twenty (on PostgreSQL a WAL flush, on SQLite
+/// the index pages and WAL frames written again), so under load a short wait buys fewer,
+/// larger commits; like PostgreSQL's `commit_delay`, it applies only when the last batch
+/// held more than one read, so a lone read is never delayed (docs/performance.md).
+const COMMIT_DELAY: std::time::Duration = std::time::Duration::from_micros(400);
+
 impl AuditWriter {
     pub fn start(url: DatabaseUrl) -> Self {
         let (jobs, queue) = mpsc::channel::<(Vec<PendingEvent>, Ack)>();
@@ -161,7 +181,11 @@ impl AuditWriter {
             .name("audit-writer".into())
             .spawn(move || {
                 let mut conn: Option<DbConnection> = None;
+                let mut busy = false;
                 while let Ok(first) = queue.recv() {
+                    if busy {
+                        std::thread::sleep(COMMIT_DELAY);
+                    }
                     let mut batch = vec![first];
                     let mut events = batch[0].0.len();
                     while events < MAX_BATCH {
@@ -173,6 +197,7 @@ impl AuditWriter {
                             Err(_) => break,
                         }
                     }
+                    busy = batch.len() > 1;
                     let result = write_batch(&url, &mut conn, &batch);
                     for (_, ack) in batch {
                         ack.send(result.clone());
@@ -262,38 +287,73 @@ impl PendingCommit {
     }
 }
 
-/// Rows per multi-row insert on PostgreSQL.
-const PG_CHUNK: usize = 100;
-
-/// Multi-row inserts in chunks; MultiConnection cannot batch, the native connections can.
-fn insert_events<'a>(
-    conn: &mut DbConnection,
-    events: impl Iterator<Item = &'a PendingEvent>,
-) -> Result<(), StoreError> {
-    let rows: Vec<NewEventRow<'_>> = events
-        .map(|e| NewEventRow {
-            occurred_at: time::to_db(e.at),
-            actor_token_id: e.actor.token_id.map(|t| t.to_string()),
-            action: e.action,
-            subject_type: e.subject_type,
-            subject_id: &e.subject_id,
-            request_id: e.actor.request_id.as_deref(),
-        })
-        .collect();
-    match conn {
-        DbConnection::Sqlite(c) => {
-            for row in &rows {
-                diesel::insert_into(audit_events::table).values(row).execute(c)?;
-            }
-        }
-        DbConnection::Postgresql(c) => {
-            for chunk in rows.chunks(PG_CHUNK) {
-                diesel::insert_into(audit_events::table).values(chunk).execute(c)?;
-            }
-        }
-    }
-    Ok(())
+/// PostgreSQL: a whole batch as one `INSERT … SELECT … FROM unnest(…)` with one array per
+/// column. Its SQL is the same for every batch size, so diesel prepares it once per
+/// connection; a multi-row `VALUES` list differs with its row count, and PostgreSQL parsed
+/// and planned one for every batch (docs/performance.md, foundation).
+struct UnnestEvents<'a> {
+    occurred_at: Vec<NaiveDateTime>,
+    actor_token_id: Vec<Option<String>>,
+    action: Vec<&'a str>,
+    subject_type: Vec<&'a str>,
+    subject_id: Vec<&'a str>,
+    request_id: Vec<Option<&'a str>>,
 }
+
+impl<'a> UnnestEvents<'a> {
+    fn new(events: impl Iterator<Item = &'a PendingEvent>) -> Self {
+        let mut columns = Self {
+            occurred_at: Vec::new(),
+            actor_token_id: Vec::new(),
+            action: Vec::new(),
+            subject_type: Vec::new(),
+            subject_id: Vec::new(),
+            request_id: Vec::new(),
+        };
+        for e in events {
+            columns.occurred_at.push(time::to_db(e.at));
+            columns.actor_token_id.push(e.actor.token_id.map(|t| t.to_string()));
+            columns.action.push(e.action);
+            columns.subject_type.push(e.subject_type);
+            columns.subject_id.push(&e.subject_id);
+            columns.request_id.push(e.actor.request_id.as_deref());
+        }
+        columns
+    }
+}
+
+/// The statement cache's key for [`UnnestEvents`], whose SQL never changes.
+struct UnnestEventsQuery;
+
+impl QueryId for UnnestEvents<'_> {
+    type QueryId = UnnestEventsQuery;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl QueryFragment<Pg> for UnnestEvents<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_sql(
+            "INSERT INTO audit_events \
+             (occurred_at, actor_token_id, action, subject_type, subject_id, request_id) \
+             SELECT * FROM unnest(",
+        );
+        out.push_bind_param::<Array<Timestamp>, _>(&self.occurred_at)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Nullable<Text>>, _>(&self.actor_token_id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.action)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.subject_type)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.subject_id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Nullable<Text>>, _>(&self.request_id)?;
+        out.push_sql(")");
+        Ok(())
+    }
+}
+
+impl RunQueryDsl<PgConnection> for UnnestEvents<'_> {}
 
 /// Writes a batch in one transaction, (re)connecting first when needed. A failed batch
 /// drops the connection, so a restarted database is reconnected on the next batch.
@@ -312,10 +372,19 @@ fn write_batch(
     };
     let events = || batch.iter().flat_map(|(events, _)| events);
     let result = match conn {
-        // A single statement is a transaction of its own on PostgreSQL: one round trip
-        // instead of three (BEGIN, INSERT, COMMIT) for every batch that fits in one chunk.
-        DbConnection::Postgresql(_) if events().count() <= PG_CHUNK => insert_events(conn, events()),
-        _ => dialect::write_transaction(conn, |conn| insert_events(conn, events())),
+        // SQLite: the single-row insert, prepared once per connection, for each event.
+        DbConnection::Sqlite(_) => dialect::write_transaction(conn, |conn| {
+            for e in events() {
+                let insert = diesel::insert_into(audit_events::table).values(NewEventRow::of(e));
+                clinic_store::on_native!(&mut *conn, c => insert.execute(c))?;
+            }
+            Ok(())
+        }),
+        // PostgreSQL: one statement, which is a transaction of its own.
+        DbConnection::Postgresql(c) => UnnestEvents::new(events())
+            .execute(c)
+            .map(drop)
+            .map_err(StoreError::from),
     };
     if result.is_err() {
         *slot = None;
