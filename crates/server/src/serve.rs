@@ -177,7 +177,7 @@ pub fn run(settings: Settings, scheduler: bool) -> Result<(), String> {
             );
         }
     }
-    if let Ok(Some(warning)) = crate::settings::postgres_tls_policy(&settings.database_url) {
+    if let Some(warning) = &settings.database_tls_warning {
         tracing::warn!("{warning}");
     }
     let local = ["http://127.0.0.1", "http://localhost", "http://[::1]"];

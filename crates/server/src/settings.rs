@@ -77,6 +77,8 @@ pub enum LogFormat {
 pub struct Settings {
     pub data_dir: PathBuf,
     pub database_url: DatabaseUrl,
+    /// Set when DATABASE_URL reaches another host with TLS deliberately off; startup warns.
+    pub database_tls_warning: Option<String>,
     pub bind: SocketAddr,
     pub time_zone: ClinicZone,
     pub clinic_name: String,
@@ -157,13 +159,13 @@ impl Settings {
             .get("CLINIC_DATA_DIR")
             .map(|(v, _)| PathBuf::from(v))
             .unwrap_or_else(|| PathBuf::from("./data"));
-        let database_url = match src.get("DATABASE_URL") {
+        let (database_url, database_tls_warning) = match src.get("DATABASE_URL") {
             Some((v, name)) => {
                 let url = DatabaseUrl::parse(&v).map_err(|e| err(&name, e.to_string()))?;
-                postgres_tls_policy(&url).map_err(|e| err(&name, e))?;
-                url
+                let warning = postgres_tls_policy(&url).map_err(|e| err(&name, e))?;
+                (url, warning)
             }
-            None => DatabaseUrl::sqlite_file(&data_dir.join("clinic.db")),
+            None => (DatabaseUrl::sqlite_file(&data_dir.join("clinic.db")), None),
         };
         let bind = match src.get("CLINIC_BIND") {
             Some((v, name)) => v
@@ -302,6 +304,7 @@ impl Settings {
             seed_on_first_start,
             data_dir,
             database_url,
+            database_tls_warning,
             bind,
             time_zone,
             clinic_name,
@@ -437,6 +440,7 @@ mod tests {
         assert_eq!(s.bind.to_string(), "127.0.0.1:8080");
         assert_eq!(s.time_zone.name(), "America/Chicago");
         assert!(!s.clinic_phone_configured);
+        assert_eq!(s.database_tls_warning, None);
         let s = Settings::load(&env(&[("CLINIC_DATA_DIR", "/srv/clinic")]), None).expect("data dir");
         assert_eq!(
             s.database_url,
@@ -561,6 +565,18 @@ mod tests {
         }
         let warned = policy("postgres://clinic:pw@postgres:5432/clinic?sslmode=disable").expect("allowed");
         assert!(warned.is_some_and(|w| w.contains("unencrypted")));
+        // Loading the settings keeps the warning for startup to log.
+        let s = Settings::load(
+            &env(&[(
+                "DATABASE_URL",
+                "postgres://clinic:pw@postgres:5432/clinic?sslmode=disable",
+            )]),
+            None,
+        )
+        .expect("allowed with a warning");
+        assert!(s
+            .database_tls_warning
+            .is_some_and(|w| w.contains("unencrypted") && !w.contains("pw")));
         let message = policy("postgres://clinic:secret@db.internal/clinic").expect_err("refused");
         assert!(!message.contains("secret"), "{message}");
     }
