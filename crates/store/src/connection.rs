@@ -172,6 +172,15 @@ mod tests {
         assert!(!format!("{url:?}").contains("s3cret"));
     }
 
+    /// A connection to a new SQLite file; the file goes with the returned folder.
+    fn temp_sqlite() -> (tempfile::TempDir, DbConnection) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let conn = DatabaseUrl::sqlite_file(&dir.path().join("t.db"))
+            .establish()
+            .expect("open");
+        (dir, conn)
+    }
+
     #[test]
     fn sqlite_connections_get_their_pragmas() {
         use diesel::sql_types::BigInt;
@@ -181,10 +190,7 @@ mod tests {
             #[diesel(sql_type = BigInt)]
             foreign_keys: i64,
         }
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut conn = DatabaseUrl::sqlite_file(&dir.path().join("t.db"))
-            .establish()
-            .expect("open");
+        let (_dir, mut conn) = temp_sqlite();
         let v: Value = diesel::sql_query("PRAGMA foreign_keys")
             .get_result(&mut conn)
             .expect("pragma");
@@ -205,10 +211,7 @@ mod tests {
             #[diesel(sql_type = Text)]
             compile_options: String,
         }
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut conn = DatabaseUrl::sqlite_file(&dir.path().join("t.db"))
-            .establish()
-            .expect("open");
+        let (_dir, mut conn) = temp_sqlite();
         let opts: Vec<String> = diesel::sql_query("PRAGMA compile_options")
             .load::<Opt>(&mut conn)
             .expect("pragma")
