@@ -6,6 +6,7 @@
 //! [`dialect`] holds the few statements that differ between them. Feature crates own their
 //! queries against the shared [`schema`].
 
+pub mod checkpoint;
 pub mod connection;
 pub mod dialect;
 pub mod error;
