@@ -178,8 +178,8 @@ const COMMIT_DELAY: std::time::Duration = std::time::Duration::from_micros(400);
 /// SQLite: how many audit commits between the checkpoints asked of the [`Checkpointer`]
 /// thread (about 200 WAL pages at 32 concurrent reads). The writer's own automatic
 /// checkpoint then finds the WAL nearly copied already, and its syncs are short instead of
-/// stalling every read waiting on its commit (docs/performance.md). Tried 50, 100 and
-/// 300 commits: 50 gave the lowest p99.
+/// stalling every read waiting on its commit (docs/performance.md). Of 50 and 100, 50
+/// gave the lower p99.
 const CHECKPOINT_EVERY: u64 = 50;
 
 impl AuditWriter {
