@@ -127,9 +127,11 @@ mod tests {
         let after = passive(&mut writer).expect("checkpoint");
         assert!(after.log < state.log, "the WAL restarted: {after:?} after {state:?}");
         // The database file holds the rows without the WAL.
-        let rows: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>("(SELECT count(*) FROM t)"))
-            .get_result(&mut writer)
-            .expect("count");
+        let rows: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+            "(SELECT count(*) FROM t)",
+        ))
+        .get_result(&mut writer)
+        .expect("count");
         assert_eq!(rows, 3);
     }
 
