@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use clinic_domain::contact::PhoneRegion;
 use clinic_domain::time::{ClinicZone, Clock};
 use clinic_patients::audit::{self, Actor, AuditWriter};
-use clinic_store::{dialect, pool, Backend, DbConnection, Pool, StoreError};
+use clinic_store::{dialect, pool, DatabaseUrl, DbConnection, Pool, StoreError};
 
 use crate::metrics::Metrics;
 use crate::problem::ApiError;
@@ -82,10 +82,13 @@ pub struct DbGate {
 }
 
 impl DbGate {
-    pub fn for_pool(pool: &Pool, backend: Backend) -> Self {
+    /// Keyed reads run inline only when the database is on this machine (SQLite, or
+    /// PostgreSQL on the loopback or a socket), where the worker waits no longer than a
+    /// local round trip; a database across a network is waited on from the blocking pool.
+    pub fn for_pool(pool: &Pool, url: &DatabaseUrl) -> Self {
         Self {
             turns: Arc::new(tokio::sync::Semaphore::new(pool.max_size() as usize)),
-            inline_keyed_reads: backend == Backend::Sqlite,
+            inline_keyed_reads: url.is_local(),
         }
     }
 }
@@ -155,14 +158,16 @@ impl AppState {
     /// Like [`Self::db_audited`] for a read bounded by key: one record and at most a few
     /// rows beside it, found through primary-key or unique indexes.
     ///
-    /// On SQLite, when a pooled connection is free at once and no request is queued for
-    /// one, the read runs right here on the worker thread instead of on the blocking pool.
-    /// Such a read takes microseconds, like rendering its JSON: SQLite reads the pages from
-    /// memory and, in WAL mode, a reader never waits for the writer. Skipping the two
-    /// thread hand-overs of the blocking pool was the largest single cost left in the
-    /// patient read (docs/performance.md, foundation). Anything that could take longer
-    /// (lists, searches, computations over a history) stays on [`Self::db_audited`], and so
-    /// does every read on PostgreSQL, where even a keyed read waits on the network.
+    /// When the database is on this machine and a pooled connection is free at once and no
+    /// request is queued for one, the read runs right here on the worker thread instead of
+    /// on the blocking pool. Such a read takes microseconds, like rendering its JSON: SQLite
+    /// reads the pages from memory and, in WAL mode, a reader never waits for the writer; a
+    /// local PostgreSQL answers a primary-key lookup in one loopback round trip. Skipping
+    /// the two thread hand-overs of the blocking pool was the largest single cost left in
+    /// the patient read, and on PostgreSQL halved its p99 (docs/performance.md, foundation).
+    /// Anything that could take longer (lists, searches, computations over a history) stays
+    /// on [`Self::db_audited`], and so does every read from a PostgreSQL across a network,
+    /// where a worker would wait on the network with all its other connections.
     pub async fn db_audited_keyed<T, E, F>(&self, f: F) -> Result<T, ApiError>
     where
         F: FnOnce(&mut DbConnection, &AuditWriter) -> Result<T, E> + Send + 'static,

@@ -73,9 +73,9 @@ fn give_one_connection(app: &mut TestApp, checkout_timeout: std::time::Duration)
         .connection_timeout(checkout_timeout)
         .build(clinic_store::pool::Manager::new(app.db.url().clone()))
         .expect("pool");
-    let backend = app.db.url().backend();
+    let url = app.db.url().clone();
     app.state_mut().pool = pool.clone();
-    app.state_mut().db_gate = clinic_api::state::DbGate::for_pool(&pool, backend);
+    app.state_mut().db_gate = clinic_api::state::DbGate::for_pool(&pool, &url);
 }
 
 /// Starts a request whose work holds the connection (and the queue's turn) until the

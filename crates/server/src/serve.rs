@@ -216,7 +216,7 @@ pub fn run(settings: Settings, scheduler: bool) -> Result<(), String> {
         public_limiter: Default::default(),
         audit: AuditWriter::start(settings.database_url.clone()),
         composer: composer.clone(),
-        db_gate: DbGate::for_pool(&db_pool, settings.database_url.backend()),
+        db_gate: DbGate::for_pool(&db_pool, &settings.database_url),
     };
 
     let system = actix_web::rt::System::new();

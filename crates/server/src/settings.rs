@@ -379,38 +379,11 @@ fn read_file(path: &Path) -> Result<HashMap<String, String>, SettingsError> {
 /// an explicit `sslmode=disable`, the operator's deliberate choice for a private network
 /// (Docker Compose), which is allowed with a warning (`Ok(Some(warning))`).
 pub fn postgres_tls_policy(url: &DatabaseUrl) -> Result<Option<String>, String> {
-    let DatabaseUrl::Postgres(raw) = url else {
+    let Some(host) = url.postgres_host() else {
         return Ok(None);
     };
-    let (before_query, query) = raw.split_once('?').unwrap_or((raw.as_str(), ""));
-    let host = before_query
-        .split_once("://")
-        .map(|(_, rest)| rest)
-        .and_then(|rest| rest.split('/').next())
-        .map(|authority| authority.rsplit('@').next().unwrap_or(authority))
-        .map(|hostport| {
-            if hostport.starts_with('[') {
-                hostport.split(']').next().unwrap_or(hostport).trim_start_matches('[')
-            } else {
-                hostport.split(':').next().unwrap_or(hostport)
-            }
-        })
-        .unwrap_or("");
-    let param = |key: &str| {
-        query
-            .split('&')
-            .filter_map(|kv| kv.split_once('='))
-            .filter(|(k, _)| *k == key)
-            .map(|(_, v)| v)
-            .next_back()
-    };
-    // A `host=` parameter overrides the authority; a path there is a Unix socket.
-    let host = param("host").unwrap_or(host);
-    let local = host.is_empty()
-        || matches!(host, "localhost" | "127.0.0.1" | "::1")
-        || host.starts_with('%')
-        || host.starts_with('/');
-    match (local, param("sslmode")) {
+    let local = url.is_local();
+    match (local, url.query_param("sslmode")) {
         (true, _) | (false, Some("verify-full" | "verify-ca")) => Ok(None),
         (false, Some("disable")) => Ok(Some(format!(
             "DATABASE_URL reaches {host} with sslmode=disable: patient data travels unencrypted; \

@@ -75,6 +75,57 @@ impl DatabaseUrl {
         }
     }
 
+    /// The PostgreSQL host this URL reaches (a `host=` parameter overrides the authority;
+    /// "" for libpq's default socket); `None` for SQLite.
+    pub fn postgres_host(&self) -> Option<&str> {
+        let DatabaseUrl::Postgres(raw) = self else {
+            return None;
+        };
+        let before_query = raw.split_once('?').map_or(raw.as_str(), |(before, _)| before);
+        let authority_host = before_query
+            .split_once("://")
+            .map(|(_, rest)| rest)
+            .and_then(|rest| rest.split('/').next())
+            .map(|authority| authority.rsplit('@').next().unwrap_or(authority))
+            .map(|hostport| {
+                if hostport.starts_with('[') {
+                    hostport.split(']').next().unwrap_or(hostport).trim_start_matches('[')
+                } else {
+                    hostport.split(':').next().unwrap_or(hostport)
+                }
+            })
+            .unwrap_or("");
+        Some(self.query_param("host").unwrap_or(authority_host))
+    }
+
+    /// The last value of a query parameter of a PostgreSQL URL.
+    pub fn query_param(&self, key: &str) -> Option<&str> {
+        let DatabaseUrl::Postgres(raw) = self else {
+            return None;
+        };
+        raw.split_once('?')?
+            .1
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .filter(|(k, _)| *k == key)
+            .map(|(_, v)| v)
+            .next_back()
+    }
+
+    /// Whether the database is on this machine: a SQLite file, or PostgreSQL on the
+    /// loopback or a Unix socket (a path, libpq's default, or an abstract `%` socket).
+    pub fn is_local(&self) -> bool {
+        match self.postgres_host() {
+            None => true,
+            Some(host) => {
+                host.is_empty()
+                    || matches!(host, "localhost" | "127.0.0.1" | "::1")
+                    || host.starts_with('%')
+                    || host.starts_with('/')
+            }
+        }
+    }
+
     /// Opens one connection with the backend's per-connection settings applied.
     /// Unlike the derived `establish`, the real error reaches the caller.
     pub fn establish(&self) -> Result<DbConnection, StoreError> {
@@ -142,6 +193,28 @@ impl DbConnection {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn local_databases_are_files_loopback_hosts_and_sockets() {
+        let local = |url: &str| DatabaseUrl::parse(url).expect("url").is_local();
+        assert!(local("sqlite://data/clinic.db"));
+        assert!(local("postgres://postgres@127.0.0.1:5432/test"));
+        assert!(local("postgres://u:p@localhost/db"));
+        assert!(local("postgres://u@[::1]:5433/db"));
+        assert!(local("postgres:///db"));
+        assert!(local("postgres://u@db.internal/db?host=/var/run/postgresql"));
+        assert!(!local("postgres://u@db.internal:5432/db"));
+        assert!(!local("postgres://u@10.0.0.5/db?sslmode=disable"));
+        assert!(!local("postgres://u@[fd00::5]/db"));
+        // `host=` wins over the authority, in both directions.
+        assert!(!local("postgres://u@localhost/db?host=db.internal"));
+        assert_eq!(
+            DatabaseUrl::parse("postgres://u:secret@db.internal:5432/db?sslmode=verify-full&host=pg")
+                .expect("url")
+                .postgres_host(),
+            Some("pg")
+        );
+    }
 
     #[test]
     fn scheme_picks_the_backend() {

@@ -152,7 +152,7 @@ impl TestApp {
             public_limiter: Default::default(),
             audit: clinic_patients::audit::AuditWriter::start(db.url().clone()),
             composer,
-            db_gate: clinic_api::state::DbGate::for_pool(&pool, db.url().backend()),
+            db_gate: clinic_api::state::DbGate::for_pool(&pool, db.url()),
         };
         let mut app = Self {
             db,
