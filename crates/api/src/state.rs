@@ -189,10 +189,7 @@ impl AppState {
         let result = f(&mut conn, &writer).map_err(Into::into);
         drop(conn);
         drop(turn);
-        let committed = writer.commit_deferred().await;
-        let value = result?;
-        committed.map_err(ApiError::from)?;
-        Ok(value)
+        answer_once_audited(result, writer.commit_deferred().await)
     }
 
     /// Like [`Self::db`] for work that reads patient data: `f` records its read events on
@@ -222,8 +219,14 @@ impl AppState {
             // The closure did not run to its end: commit what it recorded before it stopped.
             Err(e) => (Err(e), deferred.commit_deferred().await),
         };
-        let value = result?;
-        committed.map_err(ApiError::from)?;
-        Ok(value)
+        answer_once_audited(result, committed)
     }
+}
+
+/// A read's answer once its audit events have been committed or have failed to be: the
+/// read's own error first, else the commit's, since nothing read may leave unaudited.
+fn answer_once_audited<T>(result: Result<T, ApiError>, committed: Result<(), StoreError>) -> Result<T, ApiError> {
+    let value = result?;
+    committed.map_err(ApiError::from)?;
+    Ok(value)
 }
