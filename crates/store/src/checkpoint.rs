@@ -107,8 +107,7 @@ mod tests {
 
     #[test]
     fn the_thread_copies_what_a_writer_without_automatic_checkpoints_left_in_the_wal() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let url = DatabaseUrl::Sqlite(dir.path().join("wal.db"));
+        let (_dir, url) = crate::connection::temp_sqlite_url();
         let mut writer = url.establish().expect("open");
         writer
             .batch_execute(
@@ -137,8 +136,7 @@ mod tests {
 
     #[test]
     fn requests_made_while_one_is_pending_do_not_block() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let url = DatabaseUrl::Sqlite(dir.path().join("wal.db"));
+        let (_dir, url) = crate::connection::temp_sqlite_url();
         url.establish().expect("open");
         let checkpointer = Checkpointer::start(&url).expect("checkpointer");
         for _ in 0..1_000 {

@@ -190,6 +190,15 @@ impl DbConnection {
     }
 }
 
+/// A new SQLite file for this crate's unit tests, not yet created or migrated; it goes
+/// with the returned folder.
+#[cfg(test)]
+pub(crate) fn temp_sqlite_url() -> (tempfile::TempDir, DatabaseUrl) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = DatabaseUrl::sqlite_file(&dir.path().join("t.db"));
+    (dir, url)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,11 +256,8 @@ mod tests {
 
     /// A connection to a new SQLite file; the file goes with the returned folder.
     fn temp_sqlite() -> (tempfile::TempDir, DbConnection) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let conn = DatabaseUrl::sqlite_file(&dir.path().join("t.db"))
-            .establish()
-            .expect("open");
-        (dir, conn)
+        let (dir, url) = temp_sqlite_url();
+        (dir, url.establish().expect("open"))
     }
 
     #[test]
