@@ -173,8 +173,8 @@ const MAX_BATCH: usize = 512;
 /// the index pages and WAL frames written again), so under load a short wait buys fewer,
 /// larger commits; like PostgreSQL's `commit_delay`, it applies only when the last batch
 /// held more than one read, so a lone read is never delayed. SQLite's commit has no flush
-/// to share and every read waits through the delay, so its is shorter (both measured,
-/// docs/performance.md).
+/// to share and every read waits through the delay, so its delay is shorter (both
+/// measured, docs/performance.md).
 fn commit_delay(url: &DatabaseUrl) -> std::time::Duration {
     std::time::Duration::from_micros(match url {
         DatabaseUrl::Sqlite(_) => 150,
