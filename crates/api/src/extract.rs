@@ -117,9 +117,26 @@ fn field_error(path: &str, message: &str, whole: &str) -> clinic_domain::FieldEr
 /// a body that serde refuses for a float where an integer belongs is read a second time,
 /// with whole floats made integers (see [`WholeFloatsAsIntegers`]).
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    crate::edge::check_json(body)?;
     let mut de = serde_json::Deserializer::from_slice(body);
     let value = match serde_path_to_error::deserialize(&mut de) {
         Ok(value) => value,
+        Err(e) if crate::edge::is_lone_surrogate(e.inner()) => {
+            let path = e.path().to_string();
+            let field = if path.is_empty() || path == "." {
+                "body".to_owned()
+            } else {
+                path
+            };
+            return Err(ApiError::Validation(
+                clinic_domain::FieldError::new(
+                    field,
+                    clinic_domain::text::INVALID_CHARACTERS,
+                    "holds a lone UTF-16 surrogate escape, which is no character",
+                )
+                .into(),
+            ));
+        }
         Err(e) if e.inner().is_syntax() || e.inner().is_eof() => {
             return Err(ApiError::BadRequest {
                 code: "malformed_json",
@@ -268,7 +285,14 @@ pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
     })
 }
 
-/// Path segments that do not parse mean there is no such resource.
+/// A form body (`application/x-www-form-urlencoded`, the HTML doors) read into `T`, after
+/// the character rule has passed every field ([`crate::edge::check_form`]). Missing or
+/// unparsable fields read as their defaults, for the page to name with its own rules.
+pub fn parse_form<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, clinic_domain::ValidationErrors> {
+    crate::edge::check_form(body)?;
+    Ok(serde_urlencoded::from_bytes(body).unwrap_or_default())
+}
+
 /// A raw body (the HTML request form) under the same limit as JSON bodies, refused with a
 /// problem body like them.
 pub async fn read_body(req: &HttpRequest, payload: web::Payload) -> Result<web::Bytes, ApiError> {
@@ -284,6 +308,7 @@ pub async fn read_body(req: &HttpRequest, payload: web::Payload) -> Result<web::
     }
 }
 
+/// Path segments that do not parse mean there is no such resource.
 pub fn path_config() -> web::PathConfig {
     web::PathConfig::default().error_handler(|_err, _req| ApiError::NotFound("resource").into())
 }

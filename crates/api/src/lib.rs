@@ -7,6 +7,7 @@
 
 pub mod availability_cache;
 pub mod content_cache;
+pub mod edge;
 pub mod extract;
 pub mod fields;
 pub mod metrics;
@@ -58,6 +59,7 @@ pub fn app(
     app.service(SwaggerUi::new("/swagger-ui/{_:.*}").url(OPENAPI_PATH, api))
         .service(web::redirect("/swagger-ui", "/swagger-ui/"))
         .default_service(web::to(routes::not_found))
+        .wrap(actix_web::middleware::from_fn(edge::guard))
         .wrap(actix_web::middleware::from_fn(middleware::observe))
         .wrap(middleware::security_headers())
 }

@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 
 use actix_web::http::StatusCode;
 use actix_web::web::Bytes;
-use actix_web::{get, post, web, HttpResponse};
+use actix_web::{get, post, web, HttpResponse, ResponseError};
 use clinic_content::articles::{self as repo, ArticleFilter};
 use clinic_domain::contact::Phone;
 use clinic_domain::content::ArticleStatus;
@@ -26,6 +26,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("articles.html", include_str!("../templates/articles.html")),
         ("article.html", include_str!("../templates/article.html")),
         ("not_found.html", include_str!("../templates/not_found.html")),
+        ("bad_request.html", include_str!("../templates/bad_request.html")),
         ("request.html", include_str!("../templates/request.html")),
         ("request_done.html", include_str!("../templates/request_done.html")),
         ("email_stop.html", include_str!("../templates/email_stop.html")),
@@ -75,6 +76,21 @@ fn html_response(status: StatusCode, html: Bytes) -> HttpResponse {
         .insert_header(("Cache-Control", "public, max-age=60"))
         .insert_header(("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"))
         .body(html)
+}
+
+/// The page for a request the edge refused before any route saw it ([`crate::edge::guard`]):
+/// "not found" for a path that names nothing, "could not read that link" for anything else,
+/// both with the clinic's phone. Never cached: the address may carry a token.
+pub fn error_page(state: &AppState, status: StatusCode) -> HttpResponse {
+    let template = if status == StatusCode::NOT_FOUND {
+        "not_found.html"
+    } else {
+        "bad_request.html"
+    };
+    match render_html(template, context! { clinic => clinic_context(state) }) {
+        Ok(html) => private_page(status, html),
+        Err(e) => e.error_response(),
+    }
 }
 
 /// The list of published articles, as an HTML page for patients.
@@ -206,6 +222,33 @@ pub struct RequestForm {
     consent_to_contact: Option<String>,
 }
 
+impl RequestForm {
+    /// Drops the characters the edge refuses, so the form can be shown again with the rest.
+    fn scrub(&mut self) {
+        for (field, value) in [
+            ("given_name", &mut self.given_name),
+            ("family_name", &mut self.family_name),
+            ("email", &mut self.email),
+            ("phone", &mut self.phone),
+            ("reason", &mut self.reason),
+            ("preferred_times", &mut self.preferred_times),
+        ] {
+            let lines = crate::edge::lines_of(field);
+            value.retain(|c| !clinic_domain::text::is_forbidden(c, lines));
+        }
+        self.consent_to_contact = self.consent_to_contact.take().map(|_| "yes".to_owned());
+    }
+}
+
+/// Field errors as the form templates show them.
+fn page_errors(errors: &clinic_domain::ValidationErrors) -> Vec<minijinja::Value> {
+    errors
+        .errors()
+        .iter()
+        .map(|e| context! { field => e.field.clone(), message => e.message.clone() })
+        .collect()
+}
+
 async fn requestable_types(state: &AppState) -> Result<Vec<minijinja::Value>, ApiError> {
     let list = state.db(clinic_scheduling::types::list).await?;
     Ok(list
@@ -307,7 +350,15 @@ pub async fn submit_request_form(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body = crate::extract::read_body(&req, payload).await?;
-    let form: RequestForm = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    let form: RequestForm = match crate::extract::parse_form(&body) {
+        Ok(form) => form,
+        Err(refused) => {
+            // Echo what was typed without the refused characters, and name each such field.
+            let mut form: RequestForm = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+            form.scrub();
+            return form_page(&state, StatusCode::UNPROCESSABLE_ENTITY, &form, page_errors(&refused)).await;
+        }
+    };
     let request = crate::routes::requests::AppointmentRequestBody {
         given_name: form.given_name.clone(),
         family_name: form.family_name.clone(),
@@ -326,12 +377,7 @@ pub async fn submit_request_form(
             )?,
         )),
         Err(ApiError::Validation(v)) => {
-            let errors = v
-                .errors()
-                .iter()
-                .map(|e| context! { field => e.field.clone(), message => e.message.clone() })
-                .collect();
-            form_page(&state, StatusCode::UNPROCESSABLE_ENTITY, &form, errors).await
+            form_page(&state, StatusCode::UNPROCESSABLE_ENTITY, &form, page_errors(&v)).await
         }
         Err(ApiError::TooManyRequests) => {
             let errors = vec![context! {

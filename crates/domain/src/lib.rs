@@ -14,6 +14,7 @@ pub mod patient;
 pub mod reminders;
 pub mod scheduling;
 pub mod screening;
+pub mod text;
 pub mod time;
 pub mod validation;
 

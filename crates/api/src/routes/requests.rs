@@ -58,7 +58,8 @@ impl AppointmentRequestBody {
         let family = e.check("family_name", PersonName::parse(&self.family_name));
         let email = e.check("email", EmailAddress::parse(&self.email));
         let phone = e.check("phone", Phone::parse(&self.phone, clinic.phone_region));
-        let preferred = self.preferred_times.trim().to_owned();
+        // Browsers send a textarea's line breaks as CRLF (HTML's form encoding): keep them as LF.
+        let preferred = self.preferred_times.replace("\r\n", "\n").trim().to_owned();
         if preferred.is_empty()
             || preferred.chars().count() > 500
             || preferred.chars().any(|c| c.is_control() && c != '\n')
@@ -230,13 +231,18 @@ pub async fn list_appointment_requests(
     let after = q
         .cursor
         .as_deref()
-        .map(|c| c.parse::<AppointmentRequestId>().map_err(|_| pagination::bad_cursor()))
+        .map(|c| pagination::cursor_key::<AppointmentRequestId>(pagination::List::AppointmentRequests, c))
         .transpose()?;
     let (status, now) = (q.status, state.now());
     let (list, more) = state
         .db_audited(move |conn, audit| repo::list(conn, audit, &auth.actor, status.as_deref(), after, limit, now))
         .await?;
-    let next_cursor = if more { list.last().map(|r| r.id.clone()) } else { None };
+    let next_cursor = if more {
+        list.last()
+            .map(|r| pagination::cursor(pagination::List::AppointmentRequests, &r.id))
+    } else {
+        None
+    };
     Ok(web::Json(Page {
         items: list.into_iter().map(AppointmentRequestResponse::from).collect(),
         next_cursor,
