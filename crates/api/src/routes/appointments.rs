@@ -398,7 +398,11 @@ pub async fn list_appointments(
         .as_deref()
         .and_then(|p| e.check("patient_id", p.parse::<PatientId>()));
     e.finish()?;
-    let after = q.cursor.as_deref().map(pagination::decode_instant_cursor).transpose()?;
+    let after = q
+        .cursor
+        .as_deref()
+        .map(|c| pagination::decode_instant_cursor(pagination::List::Appointments, c))
+        .transpose()?;
     let filter = AppointmentFilter {
         provider,
         patient,
@@ -412,7 +416,8 @@ pub async fn list_appointments(
         .db_audited(move |conn, audit| repo::list(conn, audit, &auth.actor, &filter, limit, now))
         .await?;
     let next_cursor = if more {
-        list.last().map(|a| pagination::instant_cursor(a.start, &a.id))
+        list.last()
+            .map(|a| pagination::instant_cursor(pagination::List::Appointments, a.start, &a.id))
     } else {
         None
     };

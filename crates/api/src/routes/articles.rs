@@ -174,7 +174,7 @@ impl ListArticlesQuery {
         let before = self
             .cursor
             .as_deref()
-            .map(|c| c.parse::<ArticleId>().map_err(|_| pagination::bad_cursor()))
+            .map(|c| pagination::cursor_key::<ArticleId>(pagination::List::Articles, c))
             .transpose()?;
         Ok((
             ArticleFilter {
@@ -191,7 +191,9 @@ impl ListArticlesQuery {
 
 fn page(articles: Vec<Article>, more: bool) -> Page<ArticleResponse> {
     let next_cursor = if more {
-        articles.last().map(|a| a.id.to_string())
+        articles
+            .last()
+            .map(|a| pagination::cursor(pagination::List::Articles, &a.id))
     } else {
         None
     };

@@ -90,7 +90,7 @@ pub async fn list_audit_events(
     let before_id = q
         .cursor
         .as_deref()
-        .map(|c| c.parse::<i64>().map_err(|_| pagination::bad_cursor()))
+        .map(|c| pagination::cursor_key::<i64>(pagination::List::AuditEvents, c))
         .transpose()?;
     let filter = AuditFilter {
         actor_token_id: q.actor_token_id,
@@ -118,7 +118,9 @@ pub async fn list_audit_events(
         })
         .await?;
     let next_cursor = if more {
-        events.last().map(|e| e.id.to_string())
+        events
+            .last()
+            .map(|e| pagination::cursor(pagination::List::AuditEvents, &e.id))
     } else {
         None
     };

@@ -292,7 +292,7 @@ pub async fn list_patients(
     let after = query
         .cursor
         .as_deref()
-        .map(|c| c.parse::<PatientId>().map_err(|_| pagination::bad_cursor()))
+        .map(|c| pagination::cursor_key::<PatientId>(pagination::List::Patients, c))
         .transpose()?;
     let filter = PatientFilter { query: query.q, after };
     let now = state.now();
@@ -301,7 +301,7 @@ pub async fn list_patients(
         .await?;
     Ok(web::Json(Page {
         items: page.patients.into_iter().map(PatientResponse::from).collect(),
-        next_cursor: page.next.map(|id| id.to_string()),
+        next_cursor: page.next.map(|id| pagination::cursor(pagination::List::Patients, &id)),
     }))
 }
 

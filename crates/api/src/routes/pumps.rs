@@ -771,13 +771,20 @@ pub async fn list_pumps(
     let limit = pagination::limit(q.limit)?;
     let after = q
         .cursor
-        .map(|c| pump_id(&c).map_err(|_| pagination::bad_cursor()))
+        .map(|c| {
+            pagination::cursor_key::<String>(pagination::List::Pumps, &c)
+                .and_then(|k| pump_id(&k).map_err(|_| pagination::bad_cursor()))
+        })
         .transpose()?;
     let now = state.now();
     let (list, more) = state
         .db_audited(move |conn, audit| repo::list(conn, audit, &auth.actor, None, after.as_deref(), limit, now))
         .await?;
-    let next_cursor = if more { list.last().map(|p| p.id.clone()) } else { None };
+    let next_cursor = if more {
+        list.last().map(|p| pagination::cursor(pagination::List::Pumps, &p.id))
+    } else {
+        None
+    };
     Ok(web::Json(Page {
         items: list.into_iter().map(PumpResponse::from).collect(),
         next_cursor,

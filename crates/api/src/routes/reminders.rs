@@ -229,7 +229,11 @@ pub async fn list_reminders(
         patient_id: patient_id.map(|p| p.to_string()),
         due_from: q.due_from,
         due_to: q.due_to,
-        after: q.cursor.as_deref().map(pagination::decode_instant_cursor).transpose()?,
+        after: q
+            .cursor
+            .as_deref()
+            .map(|c| pagination::decode_instant_cursor(pagination::List::Reminders, c))
+            .transpose()?,
     };
     let (now, actor) = (state.now(), auth.actor);
     let rows = state
@@ -246,7 +250,7 @@ pub async fn list_reminders(
     let next_cursor = (rows.len() as i64 > limit).then(|| {
         rows.truncate(limit as usize);
         rows.last()
-            .map(|r| pagination::instant_cursor(time::from_db(r.due_at), &r.id))
+            .map(|r| pagination::instant_cursor(pagination::List::Reminders, time::from_db(r.due_at), &r.id))
     });
     Ok(web::Json(Page {
         items: rows.into_iter().map(Into::into).collect(),
@@ -774,7 +778,11 @@ pub async fn list_outreach(
     };
     let patient_id = optional_patient(&mut e, "patient_id", q.patient_id.as_deref());
     e.finish()?;
-    let after = q.cursor.as_deref().map(pagination::decode_instant_cursor).transpose()?;
+    let after = q
+        .cursor
+        .as_deref()
+        .map(|c| pagination::decode_instant_cursor(pagination::List::Outreach, c))
+        .transpose()?;
     let filter = outreach::Filter {
         include_done: q.include_done.unwrap_or(false),
         reason,
@@ -794,7 +802,9 @@ pub async fn list_outreach(
         .await?;
     let next_cursor = if entries.len() as i64 > limit {
         entries.truncate(limit as usize);
-        entries.last().map(|e| pagination::instant_cursor(e.refers_to, &e.id))
+        entries
+            .last()
+            .map(|e| pagination::instant_cursor(pagination::List::Outreach, e.refers_to, &e.id))
     } else {
         None
     };
