@@ -1,20 +1,15 @@
-//! The checks every request passes at the door, before any route sees it: the size of its
-//! headers, and the character rule of [`clinic_domain::text`] for every text it carries
+//! The checks every request passes at the door, before any route sees it (the middleware
+//! `middleware::guard` runs the header, path and query checks): the size of its headers, and
+//! the character rule of [`clinic_domain::text`] for every text it carries
 //! (JSON string values, form fields, query parameters, path segments). Putting the rule here,
 //! in the extractors and the form parser every door uses, means no handler has to remember
 //! it, and SQLite and PostgreSQL give the same answer (PostgreSQL cannot store U+0000).
 
-use actix_web::body::{BoxBody, MessageBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::StatusCode;
-use actix_web::middleware::Next;
-use actix_web::{web, HttpResponse, ResponseError};
 use clinic_domain::text::{self, Lines};
 use clinic_domain::{FieldError, ValidationErrors};
 use serde_json::Value;
 
 use crate::problem::ApiError;
-use crate::state::AppState;
 
 /// The most a request's header lines may hold together (names, values and their separators),
 /// in bytes. Real clients send well under 4 KiB; a larger total is a mistake or an attack.
@@ -168,65 +163,6 @@ pub fn check_form(body: &[u8]) -> Result<(), ValidationErrors> {
 pub fn path_is_clean(raw: &str) -> bool {
     let decoded: Vec<u8> = percent_encoding::percent_decode_str(raw).collect();
     std::str::from_utf8(&decoded).is_ok_and(|p| text::forbidden_char(p, Lines::Single).is_none())
-}
-
-/// Whether a response for `path` is a page for people (HTML) rather than the JSON API.
-fn is_page(path: &str) -> bool {
-    !(path.starts_with("/api/") || path.starts_with("/api-docs/") || path == "/metrics")
-}
-
-/// Sum of the header lines' bytes (`name: value\r\n`).
-fn header_bytes(req: &ServiceRequest) -> usize {
-    req.headers().iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum()
-}
-
-/// The door itself: 431 for oversized headers, 404 for a path segment with a forbidden
-/// character, 400 for such a query parameter; HTML doors get a page with the clinic's phone,
-/// the API a problem body. Everything else passes on untouched.
-pub async fn guard(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let refusal = if header_bytes(&req) > MAX_HEADER_BYTES {
-        Some(Refusal::HeadersTooLarge)
-    } else if !path_is_clean(req.path()) {
-        Some(Refusal::Api(ApiError::NotFound("resource")))
-    } else {
-        check_query(req.query_string()).err().map(Refusal::Api)
-    };
-    let Some(refusal) = refusal else {
-        return Ok(next.call(req).await?.map_into_boxed_body());
-    };
-    let response = match refusal {
-        Refusal::HeadersTooLarge => header_problem(),
-        Refusal::Api(e) if is_page(req.path()) => {
-            let state = req.app_data::<web::Data<AppState>>().cloned();
-            match state {
-                Some(state) => crate::pages::error_page(&state, e.status_code()),
-                None => e.error_response(),
-            }
-        }
-        Refusal::Api(e) => e.error_response(),
-    };
-    Ok(req.into_response(response))
-}
-
-enum Refusal {
-    HeadersTooLarge,
-    Api(ApiError),
-}
-
-fn header_problem() -> HttpResponse {
-    let status = StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
-    HttpResponse::build(status)
-        .content_type("application/problem+json")
-        .json(serde_json::json!({
-            "type": "urn:clinic:problem:headers_too_large",
-            "title": "Request Header Fields Too Large",
-            "status": status.as_u16(),
-            "detail": format!("the request's headers hold more than {MAX_HEADER_BYTES} bytes"),
-            "code": "headers_too_large",
-        }))
 }
 
 #[cfg(test)]

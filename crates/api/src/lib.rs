@@ -59,7 +59,7 @@ pub fn app(
     app.service(SwaggerUi::new("/swagger-ui/{_:.*}").url(OPENAPI_PATH, api))
         .service(web::redirect("/swagger-ui", "/swagger-ui/"))
         .default_service(web::to(routes::not_found))
-        .wrap(actix_web::middleware::from_fn(edge::guard))
+        .wrap(actix_web::middleware::from_fn(middleware::guard))
         .wrap(actix_web::middleware::from_fn(middleware::observe))
         .wrap(middleware::security_headers())
 }
