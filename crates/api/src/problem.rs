@@ -249,3 +249,17 @@ impl From<clinic_reminders::ReminderError> for ApiError {
         }
     }
 }
+
+impl From<clinic_flows::FlowError> for ApiError {
+    fn from(e: clinic_flows::FlowError) -> Self {
+        use clinic_flows::FlowError;
+        match e {
+            FlowError::Patients(e) => e.into(),
+            FlowError::Content(e) => e.into(),
+            FlowError::Scheduling(e) => e.into(),
+            FlowError::Pumps(e) => e.into(),
+            FlowError::Reminders(e) => e.into(),
+            FlowError::Store(e) => e.into(),
+        }
+    }
+}

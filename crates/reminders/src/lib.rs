@@ -2,14 +2,12 @@
 //!
 //! - [`outbox`]: every email is a row first (idempotent by key, claimed with a lease);
 //! - [`planner`]: which rows should exist, from appointments, pumps and [`settings`];
-//! - [`changes`]: booking, rescheduling and cancelling with their emails in the same transaction;
 //! - [`compose`]: a row → the email to send, or the reason not to (consent, stale, too late);
 //! - [`dispatcher`]: claim, render, send, record; [`scheduler`] ticks it every minute;
 //! - [`outreach`]: the patients staff must phone, because email is never the only net;
 //! - [`links`]: signed, expiring "stop emailing me" links that carry no patient id;
 //! - [`mailer`] (SMTP, `.eml` files, memory) and [`templates`].
 
-pub mod changes;
 pub mod compose;
 pub mod dispatcher;
 pub mod links;

@@ -344,7 +344,7 @@ pub async fn create_appointment(
     };
     let (now, zone) = (state.now(), state.clinic.time_zone);
     let booking = state
-        .db(move |conn| clinic_reminders::changes::book(conn, &auth.actor, new, key, zone, now))
+        .db(move |conn| clinic_flows::appointments::book(conn, &auth.actor, new, key, zone, now))
         .await?;
     state.availability.clear();
     let (Booking::Created(a) | Booking::Replayed(a)) = booking;
@@ -475,7 +475,7 @@ pub async fn reschedule_appointment(
     let start = clinic_store::time::from_db(clinic_store::time::to_db(body.into_inner()?.start));
     let (now, zone) = (state.now(), state.clinic.time_zone);
     let changed = state
-        .db(move |conn| clinic_reminders::changes::reschedule(conn, &auth.actor, id, start, zone, now))
+        .db(move |conn| clinic_flows::appointments::reschedule(conn, &auth.actor, id, start, zone, now))
         .await?;
     state.availability.clear();
     Ok(web::Json(changed.into()))
@@ -499,7 +499,7 @@ async fn change(
     let id: AppointmentId = super::path_id(id, "appointment")?;
     let (actor, now) = (auth.actor.clone(), state.now());
     let changed = state
-        .db(move |conn| clinic_reminders::changes::set_status(conn, &actor, id, to, reason, now))
+        .db(move |conn| clinic_flows::appointments::set_status(conn, &actor, id, to, reason, now))
         .await?;
     state.availability.clear();
     Ok(web::Json(changed.into()))

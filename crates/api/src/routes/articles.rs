@@ -364,7 +364,7 @@ pub async fn create_article(
     let content = body.into_inner()?.into_content()?;
     let now = state.now();
     let article = state
-        .db(move |conn| repo::create(conn, &auth.actor, content, now))
+        .db(move |conn| clinic_flows::articles::create(conn, &auth.actor, content, now))
         .await?;
     state.content.clear();
     Ok(HttpResponse::Created()
@@ -474,7 +474,7 @@ pub async fn update_article(
     let (version, changes) = body.into_inner()?.into_changes()?;
     let now = state.now();
     let article = state
-        .db(move |conn| repo::update(conn, &auth.actor, id, version, changes, now))
+        .db(move |conn| clinic_flows::articles::update(conn, &auth.actor, id, version, changes, now))
         .await?;
     state.content.clear();
     Ok(web::Json(ArticleResponse::from(&article)))
@@ -487,7 +487,9 @@ async fn change_status(
 ) -> Result<web::Json<ArticleResponse>, ApiError> {
     let id: ArticleId = super::path_id(id, "article")?;
     let now = state.now();
-    let article = state.db(move |conn| repo::transition(conn, id, change, now)).await?;
+    let article = state
+        .db(move |conn| clinic_flows::articles::transition(conn, id, change, now))
+        .await?;
     state.content.clear();
     Ok(web::Json(ArticleResponse::from(&article)))
 }
@@ -635,7 +637,7 @@ pub async fn restore_article_revision(
     let number: i64 = super::path_id(&number, "revision")?;
     let now = state.now();
     let article = state
-        .db(move |conn| repo::restore(conn, &auth.actor, id, number, now))
+        .db(move |conn| clinic_flows::articles::restore(conn, &auth.actor, id, number, now))
         .await?;
     state.content.clear();
     Ok(web::Json(ArticleResponse::from(&article)))

@@ -248,7 +248,9 @@ pub async fn create_patient(
     let now = state.now();
     let today = state.clinic.time_zone.local_date(now);
     let new = body.into_inner()?.into_command(&state.clinic, today)?;
-    let patient = state.db(move |conn| repo::create(conn, &auth.actor, new, now)).await?;
+    let patient = state
+        .db(move |conn| clinic_flows::patients::create(conn, &auth.actor, new, now))
+        .await?;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/api/v1/patients/{}", patient.id)))
         .json(PatientResponse::from(patient)))
@@ -349,7 +351,7 @@ pub async fn update_patient(
     let today = state.clinic.time_zone.local_date(now);
     let (version, changes) = body.into_inner()?.into_command(&state.clinic, today)?;
     let patient = state
-        .db(move |conn| repo::update(conn, &auth.actor, id, version, changes, now))
+        .db(move |conn| clinic_flows::patients::update(conn, &auth.actor, id, version, changes, now))
         .await?;
     Ok(web::Json(patient.into()))
 }
@@ -369,6 +371,8 @@ pub async fn archive_patient(
 ) -> Result<HttpResponse, ApiError> {
     let id: PatientId = super::path_id(&id, "patient")?;
     let now = state.now();
-    state.db(move |conn| repo::archive(conn, &auth.actor, id, now)).await?;
+    state
+        .db(move |conn| clinic_flows::patients::archive(conn, &auth.actor, id, now))
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }

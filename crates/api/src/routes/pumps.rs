@@ -557,11 +557,15 @@ pub async fn update_forecast_policy(
     let (now, zone) = (state.now(), state.clinic.time_zone);
     let p = state
         .db(move |conn| {
-            clinic_store::dialect::write_transaction(conn, |conn| {
-                let p = catalog::set_policy(conn, &auth.actor, b.version, b.margin_days, b.over_infusion_factor, now)?;
-                repo::recompute_all(conn, zone, now)?;
-                Ok::<_, clinic_pumps::PumpError>(p)
-            })
+            clinic_flows::pumps::set_forecast_policy(
+                conn,
+                &auth.actor,
+                b.version,
+                b.margin_days,
+                b.over_infusion_factor,
+                zone,
+                now,
+            )
         })
         .await?;
     Ok(web::Json(ForecastPolicyDto {
@@ -743,7 +747,7 @@ pub async fn create_pump(
         replacement_indicator_on: eri,
     };
     let pump = state
-        .db(move |conn| repo::create(conn, &auth.actor, new, zone, now))
+        .db(move |conn| clinic_flows::pumps::register(conn, &auth.actor, new, zone, now))
         .await?;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/api/v1/pumps/{}", pump.id)))
@@ -933,7 +937,7 @@ pub async fn update_pump(
     let (now, zone, version) = (state.now(), state.clinic.time_zone, b.version);
     Ok(web::Json(
         state
-            .db(move |conn| repo::update(conn, &auth.actor, &id, version, changes, zone, now))
+            .db(move |conn| clinic_flows::pumps::update(conn, &auth.actor, &id, version, changes, zone, now))
             .await?
             .into(),
     ))
@@ -1085,7 +1089,7 @@ pub async fn create_fill(
     };
     let (now, zone) = (state.now(), state.clinic.time_zone);
     let out = state
-        .db(move |conn| repo::record_fill(conn, &auth.actor, &id, fill, zone, now))
+        .db(move |conn| clinic_flows::pumps::record_fill(conn, &auth.actor, &id, fill, zone, now))
         .await?;
     Ok(HttpResponse::Created().json(FillOutcomeResponse {
         forecast: summary(&out.forecast),
@@ -1336,7 +1340,9 @@ pub async fn create_program(
     let programme = body.into_inner()?.into_programme()?;
     let (now, zone) = (state.now(), state.clinic.time_zone);
     let (row, forecast) = state
-        .db(move |conn| repo::record_programme(conn, &auth.actor, &id, NewProgramme { programme }, zone, now))
+        .db(move |conn| {
+            clinic_flows::pumps::record_programme(conn, &auth.actor, &id, NewProgramme { programme }, zone, now)
+        })
         .await?;
     Ok(HttpResponse::Created().json(ProgramOutcome {
         program: program_response(row)?,

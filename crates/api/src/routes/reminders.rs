@@ -315,41 +315,6 @@ pub async fn get_reminder(
     }))
 }
 
-async fn change_row(
-    state: &AppState,
-    actor: Actor,
-    id: String,
-    action: &'static str,
-) -> Result<web::Json<ReminderResponse>, ApiError> {
-    let now = state.now();
-    let row = state
-        .db(move |conn| {
-            clinic_store::dialect::write_transaction(conn, |conn| {
-                let row = outbox::get(conn, &id)?.ok_or(clinic_reminders::ReminderError::NotFound("reminder"))?;
-                let changed = match action {
-                    "reminder.retry" => outbox::retry(conn, &id, now)?,
-                    _ => outbox::mark_void(conn, &id, "voided by staff", now)?,
-                };
-                if !changed {
-                    return Err(clinic_reminders::ReminderError::Conflict {
-                        code: "invalid_state",
-                        detail: match action {
-                            "reminder.retry" => {
-                                format!("only failed or void emails can be retried; this one is {}", row.state)
-                            }
-                            _ => format!("only unsent emails can be voided; this one is {}", row.state),
-                        },
-                    });
-                }
-                let subject = row.patient_id.clone().unwrap_or_else(|| row.id.clone());
-                clinic_patients::audit::record(conn, &actor, action, "patient", &subject, now)?;
-                outbox::get(conn, &id)?.ok_or(clinic_reminders::ReminderError::NotFound("reminder"))
-            })
-        })
-        .await?;
-    Ok(web::Json(row.into()))
-}
-
 /// Send a failed (or voided) email again: back to `pending`, due now, attempts reset.
 #[utoipa::path(
     tag = "reminders",
@@ -363,7 +328,11 @@ pub async fn retry_reminder(
     auth: Authorized<scopes::RemindersAdmin>,
     id: web::Path<String>,
 ) -> Result<web::Json<ReminderResponse>, ApiError> {
-    change_row(&state, auth.actor, id.into_inner(), "reminder.retry").await
+    let (id, now, actor) = (id.into_inner(), state.now(), auth.actor);
+    let row = state
+        .db(move |conn| clinic_flows::outbox::retry(conn, &actor, &id, now))
+        .await?;
+    Ok(web::Json(row.into()))
 }
 
 /// Do not send this email: `void`. Sent emails cannot be voided.
@@ -379,7 +348,11 @@ pub async fn void_reminder(
     auth: Authorized<scopes::RemindersAdmin>,
     id: web::Path<String>,
 ) -> Result<web::Json<ReminderResponse>, ApiError> {
-    change_row(&state, auth.actor, id.into_inner(), "reminder.void").await
+    let (id, now, actor) = (id.into_inner(), state.now(), auth.actor);
+    let row = state
+        .db(move |conn| clinic_flows::outbox::void(conn, &actor, &id, now))
+        .await?;
+    Ok(web::Json(row.into()))
 }
 
 // ---- status -----------------------------------------------------------------------------
@@ -849,22 +822,8 @@ pub async fn mark_outreach_done(
         "a note of 1 to 1000 characters is required",
     )?;
     let (id, now, actor) = (id.into_inner(), state.now(), auth.actor);
-    let done_by = actor.token_id.map(|t| t.to_string()).unwrap_or_else(|| "system".into());
     let entry = state
-        .db(move |conn| {
-            clinic_store::dialect::write_transaction(conn, |conn| {
-                let entry = outreach::mark_done(conn, &id, &done_by, &note, now)?;
-                clinic_patients::audit::record(
-                    conn,
-                    &actor,
-                    "outreach.done",
-                    "patient",
-                    &entry.patient_id.to_string(),
-                    now,
-                )?;
-                Ok::<_, clinic_reminders::ReminderError>(entry)
-            })
-        })
+        .db(move |conn| clinic_flows::outreach::mark_done(conn, &actor, &id, &note, now))
         .await?;
     Ok(web::Json(entry.into()))
 }

@@ -122,7 +122,9 @@ pub async fn submit(state: &AppState, req: &HttpRequest, body: AppointmentReques
         .collect();
     let new = body.into_request(&state.clinic, &requestable)?;
     let now = state.now();
-    state.db(move |conn| repo::submit(conn, new, now)).await
+    state
+        .db(move |conn| clinic_flows::requests::submit(conn, new, now))
+        .await
 }
 
 /// Ask for an appointment (public, no token, rate-limited per address). The answer is a
@@ -324,7 +326,7 @@ pub async fn confirm_appointment_request(
     };
     let (now, zone) = (state.now(), state.clinic.time_zone);
     let (request, appointment) = state
-        .db(move |conn| clinic_reminders::changes::confirm_request(conn, &auth.actor, id, c, zone, now))
+        .db(move |conn| clinic_flows::requests::confirm(conn, &auth.actor, id, c, zone, now))
         .await?;
     state.availability.clear();
     Ok(web::Json(ConfirmedRequest {
@@ -361,7 +363,7 @@ pub async fn decline_appointment_request(
     let now = state.now();
     Ok(web::Json(
         state
-            .db(move |conn| repo::decline(conn, &auth.actor, id, reason, now))
+            .db(move |conn| clinic_flows::requests::decline(conn, &auth.actor, id, reason, now))
             .await?
             .into(),
     ))

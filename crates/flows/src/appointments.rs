@@ -1,21 +1,27 @@
 //! Appointment changes together with their emails: each call runs the scheduling change and
 //! plans its confirmation, update or cancellation notice and reminders in one transaction,
-//! so an email exists exactly when the change it announces does. The API calls these
+//! so an email exists exactly when the change it announces does. Every door calls these
 //! instead of `clinic_scheduling` directly for every change a patient hears about.
 
 use chrono::{DateTime, Utc};
-use clinic_domain::ids::{AppointmentId, AppointmentRequestId};
+use clinic_domain::ids::AppointmentId;
 use clinic_domain::scheduling::AppointmentStatus;
 use clinic_domain::time::ClinicZone;
 use clinic_patients::audit::Actor;
+use clinic_reminders::planner::{self, Change};
+use clinic_reminders::settings;
 use clinic_scheduling::appointments::{self, Appointment, Booking, IdempotencyKey, NewAppointment};
-use clinic_scheduling::requests::{self, AppointmentRequest, Confirmation};
 use clinic_store::{dialect, DbConnection};
 
-use crate::planner::{self, Change};
-use crate::{settings, ReminderError};
+use crate::FlowError;
 
-fn plan(conn: &mut DbConnection, a: &Appointment, change: Change, now: DateTime<Utc>) -> Result<(), ReminderError> {
+/// Plans the emails that announce `change` of `a` (in the caller's transaction).
+pub(crate) fn plan(
+    conn: &mut DbConnection,
+    a: &Appointment,
+    change: Change,
+    now: DateTime<Utc>,
+) -> Result<(), FlowError> {
     let s = settings::load(conn)?;
     planner::after_appointment_change(conn, a, change, &s.settings, now)?;
     Ok(())
@@ -30,7 +36,7 @@ pub fn book(
     key: Option<IdempotencyKey>,
     clinic_zone: ClinicZone,
     now: DateTime<Utc>,
-) -> Result<Booking, ReminderError> {
+) -> Result<Booking, FlowError> {
     dialect::write_transaction(conn, |conn| {
         let booking = appointments::book(conn, actor, new, key, clinic_zone, now)?;
         if let Booking::Created(a) = &booking {
@@ -48,7 +54,7 @@ pub fn reschedule(
     start: DateTime<Utc>,
     clinic_zone: ClinicZone,
     now: DateTime<Utc>,
-) -> Result<Appointment, ReminderError> {
+) -> Result<Appointment, FlowError> {
     dialect::write_transaction(conn, |conn| {
         let a = appointments::reschedule(conn, actor, id, start, clinic_zone, now)?;
         plan(conn, &a, Change::Rescheduled, now)?;
@@ -65,26 +71,10 @@ pub fn set_status(
     to: AppointmentStatus,
     reason: Option<String>,
     now: DateTime<Utc>,
-) -> Result<Appointment, ReminderError> {
+) -> Result<Appointment, FlowError> {
     dialect::write_transaction(conn, |conn| {
         let a = appointments::set_status(conn, actor, id, to, reason, now)?;
         plan(conn, &a, Change::StatusChanged, now)?;
         Ok(a)
-    })
-}
-
-/// Confirms a public appointment request by booking it, with the booking's emails.
-pub fn confirm_request(
-    conn: &mut DbConnection,
-    actor: &Actor,
-    id: AppointmentRequestId,
-    c: Confirmation,
-    clinic_zone: ClinicZone,
-    now: DateTime<Utc>,
-) -> Result<(AppointmentRequest, Appointment), ReminderError> {
-    dialect::write_transaction(conn, |conn| {
-        let (request, a) = requests::confirm(conn, actor, id, c, clinic_zone, now)?;
-        plan(conn, &a, Change::Booked, now)?;
-        Ok((request, a))
     })
 }
