@@ -9,6 +9,7 @@
 pub mod checkpoint;
 pub mod connection;
 pub mod dialect;
+pub mod doctor;
 pub mod error;
 pub mod idempotency;
 pub mod migrations;
