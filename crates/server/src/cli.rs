@@ -1,5 +1,5 @@
 //! The command line: `serve`, `migrate`, `token create|list|revoke`, `openapi`, `seed`,
-//! `reminders run-once`, `backup`, `restore`, `healthcheck`.
+//! `reminders run-once`, `backup`, `restore`, `healthcheck`, `doctor`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,7 +10,8 @@ use clap::{Parser, Subcommand};
 use clinic_auth::NewToken;
 use clinic_domain::ids::TokenId;
 use clinic_patients::audit::Actor;
-use clinic_store::{migrations, DbConnection};
+use clinic_store::doctor::{self, TextProblem};
+use clinic_store::{migrations, DatabaseUrl, DbConnection};
 
 use crate::settings::Settings;
 use crate::{backup, healthcheck, serve, telemetry};
@@ -70,6 +71,11 @@ pub enum Command {
         #[arg(long, default_value_t = 8, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
         timeout: u64,
     },
+    /// Check a SQLite database before moving it to PostgreSQL: count the rows of every text
+    /// column holding U+0000 (PostgreSQL cannot store it) or other control characters (the
+    /// API refuses them; a warning), with up to 10 ids each, never the values. Exits 1 when
+    /// U+0000 is found. Only reads: applies no migrations.
+    Doctor,
 }
 
 #[derive(Subcommand)]
@@ -137,6 +143,7 @@ pub fn main() -> ExitCode {
             let url = url.unwrap_or_else(|| healthcheck::default_url(settings.bind));
             healthcheck::check(&url, Duration::from_secs(timeout))
         }
+        Command::Doctor => doctor(&settings),
         Command::Openapi => Ok(()),
     };
     exit(result)
@@ -171,6 +178,69 @@ fn migrate(settings: &Settings) -> Result<(), String> {
     }
     for name in applied {
         println!("applied {name}");
+    }
+    Ok(())
+}
+
+/// `clinic doctor`. Unlike the other one-shot commands it applies no migrations: it only
+/// reads, and takes the tables from the database itself, so it checks whatever version of
+/// the schema the file has.
+fn doctor(settings: &Settings) -> Result<(), String> {
+    let path = match &settings.database_url {
+        DatabaseUrl::Sqlite(path) => path,
+        DatabaseUrl::Postgres(_) => {
+            println!("DATABASE_URL is PostgreSQL: nothing to check (PostgreSQL text cannot hold U+0000)");
+            return Ok(());
+        }
+    };
+    // Opening a missing path would create an empty database and call it clean.
+    if !path.is_file() {
+        return Err(format!("no SQLite database at {}", path.display()));
+    }
+    let mut conn = settings.database_url.establish().map_err(|e| e.to_string())?;
+    let scan = doctor::scan_text(&mut conn).map_err(|e| e.to_string())?;
+    for f in &scan.findings {
+        let (level, what) = match f.problem {
+            TextProblem::Nul => ("error", "U+0000, which PostgreSQL cannot store"),
+            TextProblem::Control => ("warning", "control characters the API refuses"),
+        };
+        let rows = match f.rows {
+            1 => "1 row holds".to_owned(),
+            n => format!("{n} rows hold"),
+        };
+        let ids = if f.rows > f.ids.len() as u64 {
+            format!("first {} ids", f.ids.len())
+        } else {
+            "ids".to_owned()
+        };
+        println!("{level}: {}.{}: {rows} {what}; {ids}:", f.table, f.column);
+        // One per line: a key may hold commas or spaces (control characters come escaped).
+        for id in &f.ids {
+            println!("    {id}");
+        }
+    }
+    let columns_with = |problem| scan.findings.iter().filter(|f| f.problem == problem).count();
+    let plural = |n: usize| if n == 1 { "column" } else { "columns" };
+    let (nul, control) = (columns_with(TextProblem::Nul), columns_with(TextProblem::Control));
+    let mut summary = format!(
+        "checked {} columns in {} tables of {}: ",
+        scan.columns, scan.tables, settings.database_url
+    );
+    summary += &if nul == 0 {
+        "nothing blocks a move to PostgreSQL".to_owned()
+    } else {
+        format!("U+0000 in {nul} {} blocks a move to PostgreSQL", plural(nul))
+    };
+    if control > 0 {
+        summary += &format!("; control characters in {control} {} (warnings)", plural(control));
+    }
+    println!("{summary}");
+    if scan.blocks_postgres() {
+        return Err(format!(
+            "U+0000 found in {nul} {}: clean those rows before moving to PostgreSQL \
+             (docs/operations.md#checking-text-before-moving-to-postgresql)",
+            plural(nul)
+        ));
     }
     Ok(())
 }
