@@ -388,10 +388,7 @@ impl<S: RequiredScope> FromRequest for Authorized<S> {
                 return Err(ApiError::Forbidden(S::SCOPE));
             }
             Ok(Authorized {
-                actor: Actor {
-                    token_id: Some(principal.token_id),
-                    request_id,
-                },
+                actor: Actor::token(principal.token_id, request_id),
                 principal,
                 _scope: PhantomData,
             })

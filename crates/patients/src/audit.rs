@@ -21,20 +21,53 @@ use diesel::query_builder::{AstPass, QueryFragment, QueryId};
 use diesel::sql_types::{Array, Nullable, Text, Timestamp};
 
 /// Who is acting and under which request; every audited call carries one.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Actor {
-    /// The API token, or `None` for the CLI and the scheduler.
+    /// The API token, or `None` for the CLI, the scheduler and a patient's link.
     pub token_id: Option<TokenId>,
+    /// A patient acting from the self-service link in an email: which link, as
+    /// `appointment:<appointment id>` or `refill:<pump id>` (never a patient id).
+    pub link: Option<String>,
     pub request_id: Option<String>,
 }
 
 impl Actor {
     /// The platform itself (CLI, scheduler): no token, no request.
     pub fn system() -> Self {
+        Self::default()
+    }
+
+    /// A caller holding an API token.
+    pub fn token(token_id: TokenId, request_id: Option<String>) -> Self {
+        Self {
+            token_id: Some(token_id),
+            link: None,
+            request_id,
+        }
+    }
+
+    /// A patient acting from the link `link` (see [`Actor::link`]).
+    pub fn patient_link(link: String, request_id: Option<String>) -> Self {
         Self {
             token_id: None,
-            request_id: None,
+            link: Some(link),
+            request_id,
         }
+    }
+
+    /// What kind of actor this is, as the API and the history show it: `token`,
+    /// `patient_link` or `system`.
+    pub fn kind(&self) -> &'static str {
+        kind_of(self.token_id.is_some(), self.link.is_some())
+    }
+}
+
+/// The actor kind of a stored event or history row.
+pub fn kind_of(has_token: bool, has_link: bool) -> &'static str {
+    match (has_token, has_link) {
+        (true, _) => "token",
+        (false, true) => "patient_link",
+        (false, false) => "system",
     }
 }
 
@@ -48,6 +81,7 @@ pub struct AuditEvent {
     pub subject_type: String,
     pub subject_id: String,
     pub request_id: Option<String>,
+    pub actor_link: Option<String>,
 }
 
 #[derive(Insertable)]
@@ -59,6 +93,7 @@ struct NewEventRow<'a> {
     subject_type: &'a str,
     subject_id: &'a str,
     request_id: Option<&'a str>,
+    actor_link: Option<&'a str>,
 }
 
 #[derive(Queryable)]
@@ -70,6 +105,7 @@ struct EventRow {
     subject_type: String,
     subject_id: String,
     request_id: Option<String>,
+    actor_link: Option<String>,
 }
 
 /// Appends one event. Call inside the transaction of the access it records.
@@ -96,6 +132,7 @@ impl<'a> NewEventRow<'a> {
             subject_type,
             subject_id,
             request_id: actor.request_id.as_deref(),
+            actor_link: actor.link.as_deref(),
         }
     }
 
@@ -320,6 +357,7 @@ struct UnnestEvents<'a> {
     subject_type: Vec<&'a str>,
     subject_id: Vec<&'a str>,
     request_id: Vec<Option<&'a str>>,
+    actor_link: Vec<Option<&'a str>>,
 }
 
 impl<'a> UnnestEvents<'a> {
@@ -331,6 +369,7 @@ impl<'a> UnnestEvents<'a> {
             subject_type: Vec::new(),
             subject_id: Vec::new(),
             request_id: Vec::new(),
+            actor_link: Vec::new(),
         };
         for e in events {
             columns.occurred_at.push(time::to_db(e.at));
@@ -339,6 +378,7 @@ impl<'a> UnnestEvents<'a> {
             columns.subject_type.push(e.subject_type);
             columns.subject_id.push(&e.subject_id);
             columns.request_id.push(e.actor.request_id.as_deref());
+            columns.actor_link.push(e.actor.link.as_deref());
         }
         columns
     }
@@ -356,7 +396,7 @@ impl QueryFragment<Pg> for UnnestEvents<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
         out.push_sql(
             "INSERT INTO audit_events \
-             (occurred_at, actor_token_id, action, subject_type, subject_id, request_id) \
+             (occurred_at, actor_token_id, action, subject_type, subject_id, request_id, actor_link) \
              SELECT * FROM unnest(",
         );
         out.push_bind_param::<Array<Timestamp>, _>(&self.occurred_at)?;
@@ -370,6 +410,8 @@ impl QueryFragment<Pg> for UnnestEvents<'_> {
         out.push_bind_param::<Array<Text>, _>(&self.subject_id)?;
         out.push_sql(", ");
         out.push_bind_param::<Array<Nullable<Text>>, _>(&self.request_id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Nullable<Text>>, _>(&self.actor_link)?;
         out.push_sql(")");
         Ok(())
     }
@@ -464,6 +506,7 @@ pub fn list(conn: &mut DbConnection, filter: &AuditFilter, limit: i64) -> Result
                 subject_type: r.subject_type,
                 subject_id: r.subject_id,
                 request_id: r.request_id,
+                actor_link: r.actor_link,
             })
             .collect(),
         more,

@@ -10,7 +10,15 @@ use clinic_patients::audit::{self, Actor, AuditFilter, AuditWriter, PendingEvent
 use clinic_store::pool;
 use clinic_store::testing::TestDatabase;
 
-type Row = (Option<String>, String, String, String, Option<String>, DateTime<Utc>);
+type Row = (
+    Option<String>,
+    String,
+    String,
+    String,
+    Option<String>,
+    DateTime<Utc>,
+    Option<String>,
+);
 
 fn event(actor: &Actor, subject_id: String, at: DateTime<Utc>) -> PendingEvent {
     PendingEvent {
@@ -30,6 +38,7 @@ fn row(e: &PendingEvent) -> Row {
         e.subject_id.clone(),
         e.actor.request_id.clone(),
         e.at,
+        e.actor.link.clone(),
     )
 }
 
@@ -58,8 +67,11 @@ fn events_from_concurrent_reads_are_all_committed_once_field_for_field() {
                 s.spawn(move || {
                     let mut sent = Vec::new();
                     for i in 0..30_i64 {
+                        // Every fifth read is a patient's link instead of a token.
+                        let by_link = i % 5 == 0;
                         let actor = Actor {
-                            token_id: Some(token),
+                            token_id: (!by_link).then_some(token),
+                            link: by_link.then(|| format!("appointment:{t}-{i}")),
                             request_id: (i % 3 != 0).then(|| format!("req-{t}-{i}")),
                         };
                         let events: Vec<PendingEvent> = (0..1 + i % 4)
@@ -93,6 +105,7 @@ fn events_from_concurrent_reads_are_all_committed_once_field_for_field() {
                 e.subject_id,
                 e.request_id,
                 e.occurred_at,
+                e.actor_link,
             )
         })
         .collect();

@@ -43,6 +43,8 @@ pub struct Appointment {
     pub updated_at: DateTime<Utc>,
     /// The provider's zone, for showing wall times.
     pub provider_zone: ClinicZone,
+    /// When the patient confirmed this visit from their link; a reschedule clears it.
+    pub patient_confirmed_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Queryable)]
@@ -62,6 +64,7 @@ struct Row {
     version: i64,
     created_at: NaiveDateTime,
     updated_at: NaiveDateTime,
+    patient_confirmed_at: Option<NaiveDateTime>,
 }
 
 type Joined = (Row, String, String);
@@ -83,6 +86,7 @@ fn to_appointment((r, type_name, zone): Joined) -> Result<Appointment, Schedulin
         created_at: time::from_db(r.created_at),
         updated_at: time::from_db(r.updated_at),
         provider_zone: ClinicZone::parse(&zone).map_err(|_| corrupt("zone"))?,
+        patient_confirmed_at: r.patient_confirmed_at.map(time::from_db),
     })
 }
 
@@ -301,6 +305,7 @@ fn history(
             appointment_history::appointment_id.eq(id),
             appointment_history::at.eq(time::to_db(now)),
             appointment_history::actor_token_id.eq(actor.token_id.map(|t| t.to_string())),
+            appointment_history::actor_link.eq(actor.link.as_deref()),
             appointment_history::action.eq(action),
             appointment_history::detail.eq(detail),
         ))
@@ -452,6 +457,39 @@ fn insert(
     Ok(())
 }
 
+/// Another change won the race for this appointment since it was loaded.
+fn changed_meanwhile(current: &Appointment) -> SchedulingError {
+    SchedulingError::Conflict {
+        code: "version_conflict",
+        detail: format!(
+            "the appointment was changed by someone else meanwhile; it was at version {}",
+            current.version
+        ),
+    }
+}
+
+/// Writes `changes` to appointment `current` only if nobody changed it since it was loaded
+/// (compare-and-set on `version`: on PostgreSQL two transactions may load the same version,
+/// and the second must not overwrite the first). A macro because diesel's update types are
+/// not worth naming.
+macro_rules! update_if_unchanged {
+    ($conn:expr, $current:expr, $changes:expr $(,)?) => {{
+        let current: &Appointment = $current;
+        let updated = diesel::update(
+            appointments::table
+                .filter(appointments::id.eq(current.id.to_string()))
+                .filter(appointments::version.eq(current.version)),
+        )
+        .set($changes)
+        .execute($conn)?;
+        if updated == 1 {
+            Ok(())
+        } else {
+            Err(changed_meanwhile(current))
+        }
+    }};
+}
+
 fn invalid_transition(from: AppointmentStatus, to: &str) -> SchedulingError {
     SchedulingError::Conflict {
         code: "invalid_transition",
@@ -486,8 +524,10 @@ pub fn reschedule(
             .check(&rules, start, now)
             .map_err(SchedulingError::Unbookable)?;
         let blocked = rules.blocked(start);
-        diesel::update(appointments::table.find(id.to_string()))
-            .set((
+        update_if_unchanged!(
+            conn,
+            &current,
+            (
                 appointments::starts_at.eq(time::to_db(start)),
                 appointments::ends_at.eq(time::to_db(start + rules.duration)),
                 appointments::blocked_from.eq(time::to_db(blocked.start)),
@@ -495,8 +535,10 @@ pub fn reschedule(
                 appointments::sequence.eq(current.sequence + 1),
                 appointments::version.eq(current.version + 1),
                 appointments::updated_at.eq(time::to_db(now)),
-            ))
-            .execute(conn)?;
+                // The patient confirmed the old time, not this one.
+                appointments::patient_confirmed_at.eq(None::<NaiveDateTime>),
+            ),
+        )?;
         let detail = format!("{} → {}", current.start.to_rfc3339(), start.to_rfc3339());
         history(conn, &id.to_string(), actor, "rescheduled", Some(detail), now)?;
         audit::record(
@@ -539,8 +581,10 @@ pub fn set_status(
             });
         }
         let sequence = current.sequence + i64::from(to == AppointmentStatus::Cancelled);
-        diesel::update(appointments::table.find(id.to_string()))
-            .set((
+        update_if_unchanged!(
+            conn,
+            &current,
+            (
                 appointments::status.eq(to.as_str()),
                 appointments::cancel_reason.eq(if to == AppointmentStatus::Cancelled {
                     reason.clone()
@@ -550,13 +594,51 @@ pub fn set_status(
                 appointments::sequence.eq(sequence),
                 appointments::version.eq(current.version + 1),
                 appointments::updated_at.eq(time::to_db(now)),
-            ))
-            .execute(conn)?;
+            ),
+        )?;
         history(conn, &id.to_string(), actor, to.as_str(), reason, now)?;
         audit::record(
             conn,
             actor,
             "appointment.update",
+            SUBJECT,
+            &current.patient_id.to_string(),
+            now,
+        )?;
+        load(conn, id)
+    })
+}
+
+/// Records that the patient confirmed a booked visit (from their link). Confirming again
+/// changes nothing; only a `booked` visit can be confirmed.
+pub fn confirm_by_patient(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    id: AppointmentId,
+    now: DateTime<Utc>,
+) -> Result<Appointment, SchedulingError> {
+    dialect::write_transaction(conn, |conn| {
+        let current = load(conn, id)?;
+        if current.status != AppointmentStatus::Booked {
+            return Err(invalid_transition(current.status, "confirmed"));
+        }
+        if current.patient_confirmed_at.is_some() {
+            return Ok(current);
+        }
+        update_if_unchanged!(
+            conn,
+            &current,
+            (
+                appointments::patient_confirmed_at.eq(Some(time::to_db(now))),
+                appointments::version.eq(current.version + 1),
+                appointments::updated_at.eq(time::to_db(now)),
+            ),
+        )?;
+        history(conn, &id.to_string(), actor, "patient_confirmed", None, now)?;
+        audit::record(
+            conn,
+            actor,
+            "appointment.confirm",
             SUBJECT,
             &current.patient_id.to_string(),
             now,
@@ -657,26 +739,31 @@ pub fn list(
 pub struct HistoryEntry {
     pub at: DateTime<Utc>,
     pub actor_token_id: Option<String>,
+    /// The patient's link, when the patient made the change (see `Actor::link`).
+    pub actor_link: Option<String>,
     pub action: String,
     pub detail: Option<String>,
 }
 
 pub fn history_of(conn: &mut DbConnection, id: AppointmentId) -> Result<Vec<HistoryEntry>, SchedulingError> {
-    let rows: Vec<(NaiveDateTime, Option<String>, String, Option<String>)> = appointment_history::table
+    type HistoryRow = (NaiveDateTime, Option<String>, Option<String>, String, Option<String>);
+    let rows: Vec<HistoryRow> = appointment_history::table
         .filter(appointment_history::appointment_id.eq(id.to_string()))
         .order(appointment_history::id)
         .select((
             appointment_history::at,
             appointment_history::actor_token_id,
+            appointment_history::actor_link,
             appointment_history::action,
             appointment_history::detail,
         ))
         .load(conn)?;
     Ok(rows
         .into_iter()
-        .map(|(at, actor_token_id, action, detail)| HistoryEntry {
+        .map(|(at, actor_token_id, actor_link, action, detail)| HistoryEntry {
             at: time::from_db(at),
             actor_token_id,
+            actor_link,
             action,
             detail,
         })

@@ -43,6 +43,7 @@ diesel::table! {
         subject_type -> Text,
         subject_id -> Text,
         request_id -> Nullable<Text>,
+        actor_link -> Nullable<Text>,
     }
 }
 
@@ -184,7 +185,18 @@ diesel::allow_tables_to_appear_in_same_query!(
     settings,
     outreach,
     app_secrets,
+    patient_link_state,
 );
+
+diesel::table! {
+    /// The generation of a patient's self-service links; revoking bumps it (issue 17).
+    patient_link_state (patient_id) {
+        patient_id -> Text,
+        generation -> BigInt,
+        revoked_at -> Timestamp,
+        revoked_by_token_id -> Nullable<Text>,
+    }
+}
 
 diesel::table! {
     providers (id) {
@@ -261,6 +273,7 @@ diesel::table! {
         version -> BigInt,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        patient_confirmed_at -> Nullable<Timestamp>,
     }
 }
 
@@ -272,6 +285,7 @@ diesel::table! {
         actor_token_id -> Nullable<Text>,
         action -> Text,
         detail -> Nullable<Text>,
+        actor_link -> Nullable<Text>,
     }
 }
 

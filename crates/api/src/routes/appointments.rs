@@ -192,7 +192,8 @@ pub async fn get_availability(
     "local_start": "2027-03-15T09:00:00", "local_end": "2027-03-15T09:30:00", "time_zone": "America/Chicago",
     "status": "booked", "note": null, "cancel_reason": null, "sequence": 0, "version": 1,
     "created_at": "2027-03-01T15:00:00Z", "updated_at": "2027-03-01T15:00:00Z",
-    "ics_url": "/api/v1/appointments/0193a0c4-3f3e-7b61-9a51-3c1c2b0d9e12/ics"
+    "ics_url": "/api/v1/appointments/0193a0c4-3f3e-7b61-9a51-3c1c2b0d9e12/ics",
+    "patient_confirmed_at": null
 }))]
 pub struct AppointmentResponse {
     pub id: String,
@@ -218,6 +219,9 @@ pub struct AppointmentResponse {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub ics_url: String,
+    /// When the patient confirmed the visit from the link in their email; null until then,
+    /// and again after a reschedule.
+    pub patient_confirmed_at: Option<DateTime<Utc>>,
 }
 
 impl From<Appointment> for AppointmentResponse {
@@ -240,6 +244,7 @@ impl From<Appointment> for AppointmentResponse {
             cancel_reason: a.cancel_reason,
             sequence: a.sequence,
             version: a.version,
+            patient_confirmed_at: a.patient_confirmed_at,
             created_at: a.created_at,
             updated_at: a.updated_at,
         }
@@ -564,15 +569,19 @@ pub async fn mark_no_show_appointment(
 #[derive(Serialize, ToSchema)]
 #[schema(example = json!({
     "at": "2027-03-02T16:20:00Z", "actor_token_id": "0193a0c4-3f3e-7b61-9a51-3c1c2b0d9e1a", "action": "rescheduled",
-    "detail": "2027-03-12T15:00:00+00:00 → 2027-03-15T14:00:00+00:00"
+    "detail": "2027-03-12T15:00:00+00:00 → 2027-03-15T14:00:00+00:00", "actor_type": "token", "actor_link": null
 }))]
 pub struct HistoryEntryResponse {
     pub at: DateTime<Utc>,
     /// The token that made the change.
     pub actor_token_id: Option<String>,
-    /// booked, rescheduled, checked_in, completed, no_show, cancelled
+    /// booked, rescheduled, patient_confirmed, checked_in, completed, no_show, cancelled
     pub action: String,
     pub detail: Option<String>,
+    /// `token`, `patient_link` (the patient, from their self-service link) or `system`.
+    pub actor_type: String,
+    /// `appointment:<id>` or `refill:<pump id>` when the patient acted from a link.
+    pub actor_link: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -602,6 +611,9 @@ pub async fn list_appointment_history(
             .into_iter()
             .map(|h| HistoryEntryResponse {
                 at: h.at,
+                actor_type: clinic_patients::audit::kind_of(h.actor_token_id.is_some(), h.actor_link.is_some())
+                    .to_owned(),
+                actor_link: h.actor_link,
                 actor_token_id: h.actor_token_id,
                 action: h.action,
                 detail: h.detail,

@@ -21,7 +21,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     "id": 42, "occurred_at": "2027-01-04T15:00:00.123456Z",
     "actor_token_id": "0193a0c4-3f3e-7b61-9a51-3c1c2b0d9e10", "action": "patient.read",
     "subject_type": "patient", "subject_id": "0193a0c5-0000-7000-8000-000000000001",
-    "request_id": "0193a0c5-1111-7000-8000-000000000002"
+    "request_id": "0193a0c5-1111-7000-8000-000000000002", "actor_type": "token", "actor_link": null
 }))]
 pub struct AuditEventResponse {
     pub id: i64,
@@ -33,6 +33,12 @@ pub struct AuditEventResponse {
     pub subject_type: String,
     pub subject_id: String,
     pub request_id: Option<String>,
+    /// Who acted: `token` (an API token, `actor_token_id`), `patient_link` (the patient, from
+    /// the self-service link named in `actor_link`) or `system` (the CLI or the scheduler).
+    pub actor_type: String,
+    /// The patient's link when `actor_type` is `patient_link`: `appointment:<appointment id>`
+    /// or `refill:<pump id>`.
+    pub actor_link: Option<String>,
 }
 
 impl From<AuditEvent> for AuditEventResponse {
@@ -40,7 +46,9 @@ impl From<AuditEvent> for AuditEventResponse {
         Self {
             id: e.id,
             occurred_at: e.occurred_at,
+            actor_type: clinic_patients::audit::kind_of(e.actor_token_id.is_some(), e.actor_link.is_some()).to_owned(),
             actor_token_id: e.actor_token_id,
+            actor_link: e.actor_link,
             action: e.action,
             subject_type: e.subject_type,
             subject_id: e.subject_id,
