@@ -5,6 +5,7 @@
 //! - [`compose`]: a row → the email to send, or the reason not to (consent, stale, too late);
 //! - [`dispatcher`]: claim, render, send, record; [`scheduler`] ticks it every minute;
 //! - [`outreach`]: the patients staff must phone, because email is never the only net;
+//! - [`self_service`]: what patients may do from their links (confirm, reschedule, cancel, book a refill);
 //! - [`links`]: signed, expiring "stop emailing me" links that carry no patient id;
 //! - [`mailer`] (SMTP, `.eml` files, memory) and [`templates`].
 
@@ -16,6 +17,7 @@ pub mod outbox;
 pub mod outreach;
 pub mod planner;
 pub mod scheduler;
+pub mod self_service;
 pub mod settings;
 pub mod smtp;
 pub mod templates;
