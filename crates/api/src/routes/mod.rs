@@ -11,6 +11,7 @@ pub mod pumps;
 pub mod reminders;
 pub mod requests;
 pub mod screening;
+pub mod self_service;
 pub mod tokens;
 
 use actix_web::HttpRequest;
@@ -40,7 +41,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
                 .configure(appointments::configure)
                 .configure(requests::configure)
                 .configure(pumps::configure)
-                .configure(reminders::configure),
+                .configure(reminders::configure)
+                .configure(self_service::configure),
         );
 }
 
