@@ -130,6 +130,11 @@ const NOT_PATIENT_DATA: &[(&str, &str)] = &[
         "update_reminder_settings",
         "clinic-wide reminder policy (audited as reminder_settings.update)",
     ),
+    ("get_self_service_settings", "clinic-wide self-service policy"),
+    (
+        "update_self_service_settings",
+        "clinic-wide self-service policy (audited as self_service_settings.update)",
+    ),
     ("get_reminder_status", "pipeline counts only"),
     // The clinic's calendar and staff.
     ("get_availability", "free slots only: names no appointment or patient"),
@@ -967,9 +972,9 @@ async fn every_patient_data_operation_leaves_its_audit_event() {
 }
 
 /// Administrative changes leave a trace too (security review F5): each change to providers,
-/// their time off, closures, appointment types, calendar-feed tokens and the reminder policy
-/// records an event naming the changed record, under the calling token and request id,
-/// committed with the change. Reading the audit log records `audit.list`.
+/// their time off, closures, appointment types, calendar-feed tokens, the reminder policy and
+/// the self-service policy records an event naming the changed record, under the calling
+/// token and request id, committed with the change. Reading the audit log records `audit.list`.
 #[actix_web::test]
 async fn administrative_changes_and_audit_log_reads_are_recorded() {
     let w = Walk::new().await;
@@ -1073,6 +1078,17 @@ async fn administrative_changes_and_audit_log_reads_are_recorded() {
         policy,
         subject("settings", "reminders"),
         "reminder_settings.update",
+    ));
+
+    let mut self_service = w.get("/api/v1/self-service/settings").await;
+    self_service["cutoff_hours"] = json!(48);
+    let policy = w
+        .op(Method::PUT, "/api/v1/self-service/settings", Some(self_service))
+        .await;
+    calls.push(check(
+        policy,
+        subject("settings", "self_service"),
+        "self_service_settings.update",
     ));
 
     for (call, subject, action) in &calls {
