@@ -12,6 +12,7 @@ pub mod extract;
 pub mod fields;
 pub mod metrics;
 pub mod middleware;
+pub mod my;
 pub mod openapi;
 pub mod pages;
 pub mod pagination;

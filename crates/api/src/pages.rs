@@ -30,6 +30,16 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("request.html", include_str!("../templates/request.html")),
         ("request_done.html", include_str!("../templates/request_done.html")),
         ("email_stop.html", include_str!("../templates/email_stop.html")),
+        (
+            "my/_visit_facts.html",
+            include_str!("../templates/my/_visit_facts.html"),
+        ),
+        ("my/_help.html", include_str!("../templates/my/_help.html")),
+        ("my/visit.html", include_str!("../templates/my/visit.html")),
+        ("my/reschedule.html", include_str!("../templates/my/reschedule.html")),
+        ("my/cancel.html", include_str!("../templates/my/cancel.html")),
+        ("my/book.html", include_str!("../templates/my/book.html")),
+        ("my/refused.html", include_str!("../templates/my/refused.html")),
     ] {
         if let Err(e) = env.add_template(name, source) {
             tracing::error!(template = name, error = %e, "invalid embedded template");
@@ -47,7 +57,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(email_stop);
 }
 
-fn clinic_context(state: &AppState) -> minijinja::Value {
+pub(crate) fn clinic_context(state: &AppState) -> minijinja::Value {
     let display = Phone::from_e164(&state.clinic.phone)
         .map(|p| p.international())
         .unwrap_or_else(|_| state.clinic.phone.clone());
@@ -55,10 +65,11 @@ fn clinic_context(state: &AppState) -> minijinja::Value {
         name => state.clinic.name.clone(),
         phone => state.clinic.phone.clone(),
         phone_display => display,
+        address => state.clinic.address.clone().unwrap_or_else(|| state.clinic.name.clone()),
     }
 }
 
-fn render_html(name: &str, ctx: minijinja::Value) -> Result<Bytes, ApiError> {
+pub(crate) fn render_html(name: &str, ctx: minijinja::Value) -> Result<Bytes, ApiError> {
     TEMPLATES
         .get_template(name)
         .and_then(|t| t.render(ctx))
@@ -399,7 +410,7 @@ pub struct StopQuery {
 }
 
 /// Pages about one person (the stop link, the request form with what was typed): never cached.
-fn private_page(status: StatusCode, html: Bytes) -> HttpResponse {
+pub(crate) fn private_page(status: StatusCode, html: Bytes) -> HttpResponse {
     let mut res = html_response(status, html);
     res.headers_mut().insert(
         actix_web::http::header::CACHE_CONTROL,

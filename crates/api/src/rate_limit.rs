@@ -3,6 +3,7 @@
 //! TCP peer: behind a proxy every client shares the proxy's address, so a deployment behind
 //! one should limit there too (docs/operations.md).
 
+use std::hash::Hash;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,8 +17,9 @@ const MAX_KEYS: usize = 100_000;
 /// live addresses pruning on every call would scan it on every call (security review F11).
 const PRUNE_EVERY: Duration = Duration::from_secs(1);
 
-pub struct PublicLimiter {
-    limiter: DefaultKeyedRateLimiter<IpAddr>,
+/// A keyed GCRA limit: per key, `burst` at once, then `per_minute` a minute.
+pub struct KeyedLimiter<K: Hash + Eq + Clone> {
+    limiter: DefaultKeyedRateLimiter<K>,
     max_keys: usize,
     prune_every: Duration,
     started: Instant,
@@ -26,8 +28,11 @@ pub struct PublicLimiter {
     prunes: AtomicU64,
 }
 
-impl PublicLimiter {
-    /// `per_minute` requests a minute per address, in bursts of up to `burst`.
+/// The per-address limit of the public routes that write.
+pub type PublicLimiter = KeyedLimiter<IpAddr>;
+
+impl<K: Hash + Eq + Clone> KeyedLimiter<K> {
+    /// `per_minute` requests a minute per key, in bursts of up to `burst`.
     pub fn new(per_minute: u32, burst: u32) -> Self {
         Self::with_pruning(per_minute, burst, MAX_KEYS, PRUNE_EVERY)
     }
@@ -45,10 +50,9 @@ impl PublicLimiter {
         }
     }
 
-    /// True when this address may go ahead now.
-    pub fn allow(&self, addr: Option<IpAddr>) -> bool {
-        let key = addr.map_or(IpAddr::from([0, 0, 0, 0]), network_of);
-        let allowed = self.limiter.check_key(&key).is_ok();
+    /// True when this key may go ahead now.
+    pub fn allow_key(&self, key: &K) -> bool {
+        let allowed = self.limiter.check_key(key).is_ok();
         if self.limiter.len() > self.max_keys {
             self.prune();
         }
@@ -78,6 +82,51 @@ impl PublicLimiter {
     }
 }
 
+impl KeyedLimiter<IpAddr> {
+    /// True when this address may go ahead now.
+    pub fn allow(&self, addr: Option<IpAddr>) -> bool {
+        self.allow_key(&addr.map_or(IpAddr::from([0, 0, 0, 0]), network_of))
+    }
+}
+
+/// The limits of the patients' self-service pages: per address (a patient, or a mail
+/// scanner, opening their links) and per link (someone trying one link over and over). Both
+/// far above what a person does, far below what guessing or hammering needs.
+pub struct SelfServiceLimits {
+    pub by_address: PublicLimiter,
+    /// Keyed by a hash of the token, never the token itself.
+    pub by_link: KeyedLimiter<u64>,
+}
+
+impl SelfServiceLimits {
+    pub fn new(per_address_per_minute: u32, per_link_per_minute: u32) -> Self {
+        Self {
+            by_address: PublicLimiter::new(per_address_per_minute, per_address_per_minute),
+            by_link: KeyedLimiter::new(per_link_per_minute, per_link_per_minute),
+        }
+    }
+
+    /// True when this address and this link may both go ahead now.
+    pub fn allow(&self, addr: Option<IpAddr>, token: &str) -> bool {
+        use std::hash::{BuildHasher, Hasher};
+        // A per-process random hasher: the key says nothing about the token outside it.
+        static SEED: std::sync::LazyLock<std::collections::hash_map::RandomState> =
+            std::sync::LazyLock::new(std::collections::hash_map::RandomState::new);
+        let mut h = SEED.build_hasher();
+        h.write(token.as_bytes());
+        let address_ok = self.by_address.allow(addr);
+        let link_ok = self.by_link.allow_key(&h.finish());
+        address_ok && link_ok
+    }
+}
+
+impl Default for SelfServiceLimits {
+    /// 60 page views and actions a minute per address, 30 per link.
+    fn default() -> Self {
+        Self::new(60, 30)
+    }
+}
+
 /// The key for an address: itself for IPv4, its /64 for IPv6 (one subscriber usually holds a
 /// whole /64, so counting single IPv6 addresses would let one client take billions of keys).
 fn network_of(addr: IpAddr) -> IpAddr {
@@ -93,7 +142,7 @@ fn network_of(addr: IpAddr) -> IpAddr {
     }
 }
 
-impl Default for PublicLimiter {
+impl Default for KeyedLimiter<IpAddr> {
     fn default() -> Self {
         Self::new(6, 3)
     }

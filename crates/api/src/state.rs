@@ -58,6 +58,8 @@ pub struct AppState {
     pub content: crate::content_cache::ContentCache,
     /// Per-address limit for the public (tokenless) write routes.
     pub public_limiter: std::sync::Arc<crate::rate_limit::PublicLimiter>,
+    /// Per-address and per-link limits of the patients' self-service pages.
+    pub self_service_limits: std::sync::Arc<crate::rate_limit::SelfServiceLimits>,
     /// Recently verified tokens (see [`TokenCache`] for the revocation delay).
     pub tokens: TokenCache,
     /// Renders outbox rows and previews; signs and checks "stop emailing me" links.

@@ -225,6 +225,15 @@ async fn every_operation_is_documented_with_security_and_an_operation_id() {
         ("post", "/appointments/request"),
         ("get", "/email/stop"),
         ("post", "/email/stop"),
+        // The patients' self-service pages: the signed token in the path is the credential.
+        ("get", "/my/appointments/{token}"),
+        ("post", "/my/appointments/{token}/confirm"),
+        ("get", "/my/appointments/{token}/reschedule"),
+        ("post", "/my/appointments/{token}/reschedule"),
+        ("get", "/my/appointments/{token}/cancel"),
+        ("post", "/my/appointments/{token}/cancel"),
+        ("get", "/my/book/{token}"),
+        ("post", "/my/book/{token}"),
     ];
     let paths = doc["paths"].as_object().expect("paths");
     assert!(paths.contains_key("/api/v1/patients/{id}"));

@@ -14,7 +14,8 @@
 //! - [`pumps`]: register and change a pump, record a fill or a dose programme, the forecast policy;
 //! - [`outreach`]: mark an outreach call done;
 //! - [`outbox`]: staff retry or void an email;
-//! - [`articles`]: write, publish and restore articles.
+//! - [`articles`]: write, publish and restore articles;
+//! - [`self_service`]: what a patient does from the links in their emails (the same use cases).
 //!
 //! [`Actor`]: clinic_patients::audit::Actor
 
@@ -25,6 +26,7 @@ pub mod outreach;
 pub mod patients;
 pub mod pumps;
 pub mod requests;
+pub mod self_service;
 
 use clinic_store::StoreError;
 

@@ -220,8 +220,9 @@ impl ProgramRow {
 
 /// Takes the pump's row lock for the rest of the transaction (a no-op update): concurrent
 /// fills, programmes and edits of one pump then run one after the other on PostgreSQL, so
-/// each recomputed forecast sees the other's rows. SQLite's writer lock already does this.
-fn lock(conn: &mut DbConnection, id: &str) -> Result<(), PumpError> {
+/// each recomputed forecast sees the other's rows (and two bookings of its refill from two
+/// tabs see each other). SQLite's writer lock already does this.
+pub fn lock(conn: &mut DbConnection, id: &str) -> Result<(), PumpError> {
     let n = diesel::update(pumps::table.find(id))
         .set(pumps::version.eq(pumps::version))
         .execute(conn)?;
@@ -239,10 +240,27 @@ fn load_row(conn: &mut DbConnection, id: &str) -> Result<PumpRow, PumpError> {
         .ok_or(PumpError::NotFound("pump"))
 }
 
+/// The patient's active pumps, not audited (for the patient's own self-service pages, which
+/// audit what they show).
+pub fn active_for_patient_unaudited(conn: &mut DbConnection, patient: PatientId) -> Result<Vec<Pump>, PumpError> {
+    let rows: Vec<PumpRow> = pumps::table
+        .filter(pumps::patient_id.eq(patient.to_string()))
+        .filter(pumps::status.eq("active"))
+        .order(pumps::id)
+        .load(conn)?;
+    rows.into_iter().map(Pump::try_from).collect()
+}
+
 /// One pump, not audited: for the reminder dispatcher, which re-checks a refill reminder
 /// against the current forecast before sending it.
 pub fn load_unaudited(conn: &mut DbConnection, id: &str) -> Result<Pump, PumpError> {
     Pump::try_from(load_row(conn, id)?)
+}
+
+/// The id of the pump's latest fill, if it has one: what a refill "episode" is (a patient's
+/// refill link is for the refill after this fill).
+pub fn last_fill_id(conn: &mut DbConnection, pump_id: &str) -> Result<Option<String>, PumpError> {
+    Ok(last_fill(conn, pump_id)?.map(|f| f.id))
 }
 
 fn last_fill(conn: &mut DbConnection, pump_id: &str) -> Result<Option<Fill>, PumpError> {

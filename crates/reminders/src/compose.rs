@@ -23,6 +23,7 @@ use crate::links::{self, LinkSigner};
 use crate::mailer::{OutgoingEmail, Sender};
 use crate::outbox::OutboxRow;
 use crate::outreach::{NewEntry, Reason};
+use crate::patient_links::{self, LinkSubject, PatientLinks};
 use crate::planner::{APPOINTMENT, PUMP};
 use crate::templates::{EmailContext, EmailKind, RenderedEmail, Templates};
 use crate::ReminderError;
@@ -77,7 +78,7 @@ type Calendar = (String, &'static str);
 /// The facts a row's email is about, read fresh.
 enum About {
     Appointment(Box<Appointment>),
-    Refill(chrono::NaiveDate),
+    Refill { due: chrono::NaiveDate, pump_id: String },
 }
 
 fn kind_of(row: &OutboxRow) -> Result<EmailKind, ReminderError> {
@@ -115,6 +116,7 @@ impl Composer {
         first_name: Option<String>,
         when: (String, String),
         stop_url: Option<String>,
+        self_service_url: Option<String>,
     ) -> EmailContext {
         EmailContext {
             first_name,
@@ -126,6 +128,7 @@ impl Composer {
             when: when.0,
             when_short: when.1,
             stop_url,
+            self_service_url,
         }
     }
 
@@ -190,7 +193,10 @@ impl Composer {
                 if clinic_pumps::worklist::refill_booked_for(conn, &pump, self.clinic.time_zone, now)?.is_some() {
                     return Ok(Err(skip("a visit is booked")));
                 }
-                Ok(Ok(About::Refill(due)))
+                Ok(Ok(About::Refill {
+                    due,
+                    pump_id: pump.id.clone(),
+                }))
             }
             other => Err(ReminderError::Corrupt(format!(
                 "outbox {}: subject type {other}",
@@ -199,22 +205,74 @@ impl Composer {
         }
     }
 
+    /// The signer of the patients' self-service links (a key derived from the link secret).
+    pub fn patient_links(&self) -> PatientLinks {
+        PatientLinks::from_secret(&self.links)
+    }
+
+    /// The self-service link the email carries, if the clinic offers one for what it is about:
+    /// the visit's manage page for a confirmation, update or reminder of a visit whose type
+    /// patients may manage; the refill booking page for a refill reminder.
+    fn self_service_url(
+        &self,
+        conn: &mut DbConnection,
+        kind: EmailKind,
+        patient: &Patient,
+        about: &About,
+    ) -> Result<Option<String>, ReminderError> {
+        let subject = match (about, kind) {
+            (About::Appointment(_), EmailKind::AppointmentCancellation) => return Ok(None),
+            (About::Appointment(a), _) => {
+                if !crate::self_service::load(conn)?.settings.allows(&a.type_code) {
+                    return Ok(None);
+                }
+                LinkSubject::Appointment(a.id)
+            }
+            (About::Refill { pump_id, .. }, _) => {
+                if !crate::self_service::load(conn)?.settings.refill_booking {
+                    return Ok(None);
+                }
+                let parse = |id: &str| {
+                    uuid::Uuid::parse_str(id).map_err(|_| ReminderError::Corrupt(format!("pump or fill id {id}")))
+                };
+                let episode = clinic_pumps::registry::last_fill_id(conn, pump_id)?;
+                LinkSubject::Refill {
+                    pump: parse(pump_id)?,
+                    episode: episode.as_deref().map(parse).transpose()?,
+                }
+            }
+        };
+        let generation = patient_links::generation(conn, patient.id)?;
+        let path = match subject {
+            LinkSubject::Appointment(_) => "my/appointments",
+            LinkSubject::Refill { .. } => "my/book",
+        };
+        Ok(Some(format!(
+            "{}/{path}/{}",
+            self.clinic.public_url,
+            self.patient_links().sign(subject, generation)
+        )))
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn render(
         &self,
         row: &OutboxRow,
         kind: EmailKind,
         patient: &Patient,
         about: &About,
+        link: Option<String>,
         now: DateTime<Utc>,
     ) -> Result<(RenderedEmail, Option<Calendar>), ReminderError> {
         let when = match about {
             About::Appointment(a) => EmailContext::at_instant(a.start, patient.time_zone),
-            About::Refill(due) => EmailContext::by_date(*due),
+            About::Refill { due, .. } => EmailContext::by_date(*due),
         };
         let ctx = self.context(
             Some(patient.given_name.as_str().to_owned()),
             when,
             Some(self.stop_url(&row.id, now)),
+            link,
         );
         let email = self.templates.render(kind, &ctx)?;
         let calendar = match (about, kind) {
@@ -282,7 +340,8 @@ impl Composer {
         let Some(address) = patient.email.as_ref() else {
             return Err(ReminderError::Corrupt("an emailable patient without an address".into()));
         };
-        let (content, calendar) = self.render(row, kind, &patient, &about, now)?;
+        let link = self.self_service_url(conn, kind, &patient, &about)?;
+        let (content, calendar) = self.render(row, kind, &patient, &about, link, now)?;
         let to = Mailbox::new(
             Some(patient.given_name.as_str().to_owned()),
             address
@@ -321,7 +380,8 @@ impl Composer {
             Err(Decision::Send(_)) => return Err(ReminderError::Corrupt("unreachable decision".into())),
         };
         let would_skip = would_skip.or_else(|| why_not_emailable(&patient).map(str::to_owned));
-        let (email, calendar) = self.render(row, kind, &patient, &about, now)?;
+        let link = self.self_service_url(conn, kind, &patient, &about)?;
+        let (email, calendar) = self.render(row, kind, &patient, &about, link, now)?;
         Ok(Preview {
             to: patient.email.as_ref().map(|e| e.as_str().to_owned()),
             email,
@@ -339,7 +399,10 @@ impl Composer {
     ) -> Result<About, ReminderError> {
         let refers_to = time::from_db(row.refers_to);
         Ok(match kind {
-            EmailKind::RefillReminder => About::Refill(self.clinic.time_zone.local_date(refers_to)),
+            EmailKind::RefillReminder => About::Refill {
+                due: self.clinic.time_zone.local_date(refers_to),
+                pump_id: row.subject_id.clone(),
+            },
             _ => {
                 let id: AppointmentId = row
                     .subject_id

@@ -7,6 +7,7 @@
 //! - [`outreach`]: the patients staff must phone, because email is never the only net;
 //! - [`self_service`]: what patients may do from their links (confirm, reschedule, cancel, book a refill);
 //! - [`links`]: signed, expiring "stop emailing me" links that carry no patient id;
+//! - [`patient_links`]: the self-service links in emails (a visit, a refill), signed, revocable;
 //! - [`mailer`] (SMTP, `.eml` files, memory) and [`templates`].
 
 pub mod compose;
@@ -15,6 +16,7 @@ pub mod links;
 pub mod mailer;
 pub mod outbox;
 pub mod outreach;
+pub mod patient_links;
 pub mod planner;
 pub mod scheduler;
 pub mod self_service;

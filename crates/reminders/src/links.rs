@@ -66,6 +66,13 @@ impl LinkSigner {
         Self { key: key.to_vec() }
     }
 
+    /// A key for another purpose, derived from this secret (HMAC of the purpose's label), so
+    /// one stored secret serves several kinds of link and no token of one kind passes as
+    /// another.
+    pub fn derive_key(&self, purpose: &[u8]) -> Vec<u8> {
+        self.mac(purpose).finalize().into_bytes().to_vec()
+    }
+
     /// The keyed MAC over `payload`.
     fn mac(&self, payload: &[u8]) -> Hmac<Sha256> {
         // HMAC accepts keys of any length; this cannot fail.

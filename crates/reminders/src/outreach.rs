@@ -28,15 +28,19 @@ pub enum Reason {
     ReminderNotSent,
     /// The patient used the link in an email to ask the clinic to stop emailing.
     EmailStopped,
+    /// The patient cancelled their refill visit from their link and nothing else is booked
+    /// before the due date.
+    CancelledByPatient,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 5] = [
+    pub const ALL: [Reason; 6] = [
         Reason::RefillUnbooked,
         Reason::EmailFailed,
         Reason::NoEmail,
         Reason::ReminderNotSent,
         Reason::EmailStopped,
+        Reason::CancelledByPatient,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -46,6 +50,7 @@ impl Reason {
             Reason::NoEmail => "no_email",
             Reason::ReminderNotSent => "reminder_not_sent",
             Reason::EmailStopped => "email_stopped",
+            Reason::CancelledByPatient => "cancelled_by_patient",
         }
     }
 

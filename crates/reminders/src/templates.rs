@@ -61,6 +61,10 @@ pub struct EmailContext {
     pub when_short: String,
     /// The one-click "stop emails" link, when the patient can be given one.
     pub stop_url: Option<String>,
+    /// The patient's self-service page for what the email is about: the visit's manage page
+    /// (confirmation, update, reminder) or the refill booking page (refill reminder), when the
+    /// clinic offers it. Its path says nothing clinical (`/my/appointments/…`, `/my/book/…`).
+    pub self_service_url: Option<String>,
 }
 
 impl EmailContext {
@@ -244,7 +248,11 @@ impl Templates {
     /// variable or says a clinical word stops the start instead of an email.
     fn check(&self) -> Result<(), TemplateError> {
         let (when, when_short) = EmailContext::by_date(NaiveDate::from_ymd_opt(2027, 3, 15).unwrap_or_default());
-        for stop_url in [None, Some("https://clinic.example/email/stop?t=x".to_owned())] {
+        let links = [None, Some("https://clinic.example/my/appointments/x".to_owned())];
+        for (stop_url, self_service_url) in [None, Some("https://clinic.example/email/stop?t=x".to_owned())]
+            .into_iter()
+            .flat_map(|stop| links.clone().map(|link| (stop.clone(), link)))
+        {
             let ctx = EmailContext {
                 first_name: Some("Alex".into()),
                 clinic_name: "Clinic".into(),
@@ -253,6 +261,7 @@ impl Templates {
                 when: when.clone(),
                 when_short: when_short.clone(),
                 stop_url,
+                self_service_url,
             };
             for kind in EmailKind::ALL {
                 let e = self.render(kind, &ctx)?;
@@ -302,6 +311,10 @@ mod tests {
     use chrono::TimeZone;
 
     fn context(stop: bool) -> EmailContext {
+        with_link(stop, false)
+    }
+
+    fn with_link(stop: bool, link: bool) -> EmailContext {
         let zone = ClinicZone::parse("America/Chicago").expect("zone");
         let at = Utc.with_ymd_and_hms(2027, 3, 15, 14, 0, 0).single().expect("instant");
         let (when, when_short) = EmailContext::at_instant(at, zone);
@@ -313,6 +326,7 @@ mod tests {
             when,
             when_short,
             stop_url: stop.then(|| "https://clinic.example/stop/eyJhbGciOi".into()),
+            self_service_url: link.then(|| "https://clinic.example/my/appointments/AQGZ".into()),
         }
     }
 
@@ -330,8 +344,8 @@ mod tests {
     fn no_email_carries_a_clinical_word() {
         let t = Templates::load(None).expect("templates");
         for kind in EmailKind::ALL {
-            for stop in [true, false] {
-                let e = t.render(kind, &context(stop)).expect("render");
+            for (stop, link) in [(true, true), (true, false), (false, true), (false, false)] {
+                let e = t.render(kind, &with_link(stop, link)).expect("render");
                 for (part, text) in [("subject", &e.subject), ("text", &e.text), ("html", &e.html)] {
                     assert_eq!(
                         clinical_words(text),
@@ -415,6 +429,34 @@ mod tests {
         for kind in EmailKind::ALL {
             let e = t.render(kind, &context(true)).expect("render");
             insta::assert_snapshot!(kind.name(), format!("Subject: {}\n\n{}", e.subject, e.text));
+            let e = t.render(kind, &with_link(true, true)).expect("render");
+            insta::assert_snapshot!(
+                format!("{}_with_link", kind.name()),
+                format!("Subject: {}\n\n{}", e.subject, e.text)
+            );
+        }
+    }
+
+    #[test]
+    fn the_self_service_link_is_offered_beside_the_phone() {
+        let t = Templates::load(None).expect("templates");
+        for kind in [EmailKind::AppointmentReminder, EmailKind::RefillReminder] {
+            let e = t.render(kind, &with_link(false, true)).expect("render");
+            assert!(
+                e.text.contains("https://clinic.example/my/appointments/AQGZ"),
+                "{}",
+                e.text
+            );
+            // HTML escapes the slashes inside the attribute; a browser reads them back.
+            assert!(
+                e.html
+                    .contains("href=\"https:&#x2f;&#x2f;clinic.example&#x2f;my&#x2f;appointments&#x2f;AQGZ\""),
+                "{}",
+                e.html
+            );
+            for part in [&e.text, &e.html] {
+                assert!(part.contains("+1 312-555-0100"), "the phone stays: {part}");
+            }
         }
     }
 }

@@ -29,6 +29,7 @@ fn email() -> OutgoingEmail {
                 when,
                 when_short,
                 stop_url: None,
+                self_service_url: None,
             },
         )
         .expect("render");

@@ -506,13 +506,35 @@ pub fn reschedule(
     clinic_zone: ClinicZone,
     now: DateTime<Utc>,
 ) -> Result<Appointment, SchedulingError> {
+    reschedule_to(conn, actor, id, None, start, clinic_zone, now)
+}
+
+/// [`reschedule`], optionally to another (active) provider: the same checks against that
+/// provider's calendar.
+pub fn reschedule_to(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    id: AppointmentId,
+    to_provider: Option<ProviderId>,
+    start: DateTime<Utc>,
+    clinic_zone: ClinicZone,
+    now: DateTime<Utc>,
+) -> Result<Appointment, SchedulingError> {
     let result = dialect::write_transaction(conn, |conn| {
         let current = load(conn, id)?;
         if current.status != AppointmentStatus::Booked {
             return Err(invalid_transition(current.status, "rescheduled"));
         }
         let rules = types::get(conn, &current.type_code)?.rules();
-        let provider = providers::get(conn, current.provider_id)?;
+        let provider_id = to_provider.unwrap_or(current.provider_id);
+        let provider = providers::get(conn, provider_id)?;
+        if !provider.active {
+            return Err(SchedulingError::Invalid(ValidationErrors::single(FieldError::new(
+                "provider_id",
+                "unknown_provider",
+                "this provider does not take appointments",
+            ))));
+        }
         let data = CalendarData::load(
             conn,
             provider,
@@ -528,6 +550,7 @@ pub fn reschedule(
             conn,
             &current,
             (
+                appointments::provider_id.eq(provider_id.to_string()),
                 appointments::starts_at.eq(time::to_db(start)),
                 appointments::ends_at.eq(time::to_db(start + rules.duration)),
                 appointments::blocked_from.eq(time::to_db(blocked.start)),
@@ -539,7 +562,10 @@ pub fn reschedule(
                 appointments::patient_confirmed_at.eq(None::<NaiveDateTime>),
             ),
         )?;
-        let detail = format!("{} → {}", current.start.to_rfc3339(), start.to_rfc3339());
+        let mut detail = format!("{} → {}", current.start.to_rfc3339(), start.to_rfc3339());
+        if provider_id != current.provider_id {
+            detail.push_str(&format!(" (provider {} → {provider_id})", current.provider_id));
+        }
         history(conn, &id.to_string(), actor, "rescheduled", Some(detail), now)?;
         audit::record(
             conn,

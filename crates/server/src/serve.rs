@@ -214,6 +214,7 @@ pub fn run(settings: Settings, scheduler: bool) -> Result<(), String> {
         content: Default::default(),
         availability: Default::default(),
         public_limiter: Default::default(),
+        self_service_limits: Default::default(),
         audit: AuditWriter::start(settings.database_url.clone()),
         composer: composer.clone(),
         db_gate: DbGate::for_pool(&db_pool, &settings.database_url),

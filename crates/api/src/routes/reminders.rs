@@ -639,7 +639,13 @@ pub async fn preview_email(
                 _ => EmailContext::at_instant(at, patient_zone),
             };
             let stop = composer.stop_url("preview", now);
-            let ctx = composer.context(first_name, when, Some(stop));
+            // A sample self-service link, as the patient's email would carry one.
+            let link = match kind {
+                EmailKind::AppointmentCancellation => None,
+                EmailKind::RefillReminder => Some(format!("{}/my/book/preview", composer.clinic.public_url)),
+                _ => Some(format!("{}/my/appointments/preview", composer.clinic.public_url)),
+            };
+            let ctx = composer.context(first_name, when, Some(stop), link);
             Ok::<_, clinic_reminders::ReminderError>(composer.templates.render(kind, &ctx)?)
         })
         .await?;

@@ -150,6 +150,7 @@ impl TestApp {
             content: Default::default(),
             availability: Default::default(),
             public_limiter: Default::default(),
+            self_service_limits: Default::default(),
             audit: clinic_patients::audit::AuditWriter::start(db.url().clone()),
             composer,
             db_gate: clinic_api::state::DbGate::for_pool(&pool, db.url()),
