@@ -121,9 +121,12 @@ impl SelfServiceLimits {
 }
 
 impl Default for SelfServiceLimits {
-    /// 60 page views and actions a minute per address, 30 per link.
+    /// 300 page views and actions a minute per address (behind a proxy every patient shares
+    /// its address, and mail scanners fetch every link of an email at once), 30 per link
+    /// (a person uses a handful; a token is 128 bits of MAC, so the limit is against
+    /// hammering, not guessing).
     fn default() -> Self {
-        Self::new(60, 30)
+        Self::new(300, 30)
     }
 }
 

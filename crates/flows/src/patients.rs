@@ -1,5 +1,6 @@
 //! The patient record's changes: create, update (contact details, consent, zone, language),
-//! archive. Each records its audit event in the change's transaction.
+//! archive, and revoking the self-service links they were sent. Each records its audit
+//! event in the change's transaction.
 
 use chrono::{DateTime, Utc};
 use clinic_domain::ids::PatientId;
@@ -41,4 +42,20 @@ pub fn archive(
     now: DateTime<Utc>,
 ) -> Result<Patient, FlowError> {
     dialect::write_transaction(conn, |conn| Ok(repo::archive(conn, actor, id, now)?))
+}
+
+/// Ends every self-service link the patient was sent (their next emails carry new ones).
+/// Refuses an unknown patient; audited as `patient.links_revoked`. Returns the new generation.
+pub fn revoke_links(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    id: PatientId,
+    now: DateTime<Utc>,
+) -> Result<u32, FlowError> {
+    dialect::write_transaction(conn, |conn| {
+        if !repo::exists(conn, id)? {
+            return Err(clinic_patients::PatientError::NotFound.into());
+        }
+        Ok(clinic_reminders::patient_links::revoke_all(conn, actor, id, now)?)
+    })
 }

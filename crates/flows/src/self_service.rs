@@ -687,3 +687,52 @@ pub fn book_refill(
     });
     slot_race_is_gone(booked)
 }
+
+/// A self-service link as staff tools get it (to send by text message, say), and until when
+/// it works as the visit or refill is now.
+#[derive(Debug, Clone)]
+pub struct IssuedLink {
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// The manage link of visit `id`, as its emails carry it. Audited as `appointment.link_issued`
+/// (whoever holds the link can change the visit).
+pub fn visit_link(
+    conn: &mut DbConnection,
+    audit: &AuditWriter,
+    links: &PatientLinks,
+    actor: &Actor,
+    id: clinic_domain::ids::AppointmentId,
+    now: DateTime<Utc>,
+) -> Result<IssuedLink, FlowError> {
+    let a = appointments::load(conn, id)?;
+    let generation = patient_links::generation(conn, a.patient_id)?;
+    audit.record(vec![read_event(actor, "appointment.link_issued", a.patient_id, now)])?;
+    let zone = a.provider_zone;
+    Ok(IssuedLink {
+        token: links.sign(LinkSubject::Appointment(a.id), generation),
+        expires_at: worklist::end_of_day(zone, zone.local_date(a.start)),
+    })
+}
+
+/// The refill booking link of pump `pump_id` for its current episode, as its refill
+/// reminders carry it. Audited as `pump.link_issued`.
+pub fn refill_link(
+    conn: &mut DbConnection,
+    audit: &AuditWriter,
+    links: &PatientLinks,
+    actor: &Actor,
+    pump_id: &str,
+    clinic_zone: ClinicZone,
+    now: DateTime<Utc>,
+) -> Result<IssuedLink, FlowError> {
+    let pump = registry::load_unaudited(conn, pump_id)?;
+    let generation = patient_links::generation(conn, pump.patient_id)?;
+    let subject = refill_subject(conn, &pump)?;
+    audit.record(vec![read_event(actor, "pump.link_issued", pump.patient_id, now)])?;
+    Ok(IssuedLink {
+        token: links.sign(subject, generation),
+        expires_at: worklist::end_of_day(clinic_zone, pump.forecast.due_date),
+    })
+}

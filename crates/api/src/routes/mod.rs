@@ -12,6 +12,7 @@ pub mod reminders;
 pub mod requests;
 pub mod screening;
 pub mod self_service;
+pub mod self_service_links;
 pub mod tokens;
 
 use actix_web::HttpRequest;
@@ -43,7 +44,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
                 .configure(requests::configure)
                 .configure(pumps::configure)
                 .configure(reminders::configure)
-                .configure(self_service::configure),
+                .configure(self_service::configure)
+                .configure(self_service_links::configure),
         );
 }
 

@@ -25,7 +25,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(list_patients)
         .service(get_patient)
         .service(update_patient)
-        .service(archive_patient);
+        .service(archive_patient)
+        .service(revoke_patient_links);
 }
 
 #[derive(Serialize, ToSchema)]
@@ -375,4 +376,40 @@ pub async fn archive_patient(
         .db(move |conn| clinic_flows::patients::archive(conn, &auth.actor, id, now))
         .await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// The answer to revoking a patient's links.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"patient_id": "0193a0c4-3f3e-7b61-9a51-3c1c2b0d9e10", "generation": 1}))]
+pub struct LinksRevokedResponse {
+    pub patient_id: String,
+    /// How many times this patient's links have been revoked; links signed before the
+    /// latest revocation no longer open.
+    pub generation: u32,
+}
+
+/// End every self-service link the patient was sent (`/my/appointments/…`, `/my/book/…`),
+/// for example when an email went to the wrong person. The next emails carry new links.
+/// Audited as `patient.links_revoked`.
+#[utoipa::path(
+    tag = "patients",
+    security(("bearer" = ["patients:write"])),
+    params(("id" = String, Path, description = "Patient id", example = "0193a0c4-3f3e-7b61-9a51-3c1c2b0d9e10")),
+    responses((status = 200, body = LinksRevokedResponse))
+)]
+#[post("/patients/{id}/revoke-links")]
+pub async fn revoke_patient_links(
+    state: web::Data<AppState>,
+    auth: Authorized<scopes::PatientsWrite>,
+    id: web::Path<String>,
+) -> Result<web::Json<LinksRevokedResponse>, ApiError> {
+    let id: PatientId = super::path_id(&id, "patient")?;
+    let now = state.now();
+    let generation = state
+        .db(move |conn| clinic_flows::patients::revoke_links(conn, &auth.actor, id, now))
+        .await?;
+    Ok(web::Json(LinksRevokedResponse {
+        patient_id: id.to_string(),
+        generation,
+    }))
 }
