@@ -4,7 +4,7 @@
 //! instead of `clinic_scheduling` directly for every change a patient hears about.
 
 use chrono::{DateTime, Utc};
-use clinic_domain::ids::AppointmentId;
+use clinic_domain::ids::{AppointmentId, ProviderId};
 use clinic_domain::scheduling::AppointmentStatus;
 use clinic_domain::time::ClinicZone;
 use clinic_patients::audit::Actor;
@@ -16,15 +16,16 @@ use clinic_store::{dialect, DbConnection};
 use crate::FlowError;
 
 /// Plans the emails that announce `change` of `a` (in the caller's transaction).
-pub(crate) fn plan(
-    conn: &mut DbConnection,
-    a: &Appointment,
-    change: Change,
-    now: DateTime<Utc>,
-) -> Result<(), FlowError> {
+fn plan(conn: &mut DbConnection, a: &Appointment, change: Change, now: DateTime<Utc>) -> Result<(), FlowError> {
     let s = settings::load(conn)?;
     planner::after_appointment_change(conn, a, change, &s.settings, now)?;
     Ok(())
+}
+
+/// Plans the confirmation and reminders of an appointment booked by another use case (a
+/// confirmed public request) in the caller's transaction.
+pub(crate) fn plan_booked(conn: &mut DbConnection, a: &Appointment, now: DateTime<Utc>) -> Result<(), FlowError> {
+    plan(conn, a, Change::Booked, now)
 }
 
 /// Books an appointment and plans its confirmation and reminders. A replayed booking
@@ -55,11 +56,35 @@ pub fn reschedule(
     clinic_zone: ClinicZone,
     now: DateTime<Utc>,
 ) -> Result<Appointment, FlowError> {
+    reschedule_to(conn, actor, id, None, start, clinic_zone, now)
+}
+
+/// [`reschedule`], optionally to another provider.
+pub fn reschedule_to(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    id: AppointmentId,
+    provider: Option<ProviderId>,
+    start: DateTime<Utc>,
+    clinic_zone: ClinicZone,
+    now: DateTime<Utc>,
+) -> Result<Appointment, FlowError> {
     dialect::write_transaction(conn, |conn| {
-        let a = appointments::reschedule(conn, actor, id, start, clinic_zone, now)?;
+        let a = appointments::reschedule_to(conn, actor, id, provider, start, clinic_zone, now)?;
         plan(conn, &a, Change::Rescheduled, now)?;
         Ok(a)
     })
+}
+
+/// The patient confirms a booked visit from their link (`patient_confirmed_at`). No email:
+/// the patient just told us.
+pub fn confirm_by_patient(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    id: AppointmentId,
+    now: DateTime<Utc>,
+) -> Result<Appointment, FlowError> {
+    dialect::write_transaction(conn, |conn| Ok(appointments::confirm_by_patient(conn, actor, id, now)?))
 }
 
 /// Cancels, checks in, completes or marks a no-show: pending reminders are void; a

@@ -5,12 +5,10 @@ use chrono::{DateTime, Utc};
 use clinic_domain::ids::AppointmentRequestId;
 use clinic_domain::time::ClinicZone;
 use clinic_patients::audit::Actor;
-use clinic_reminders::planner::Change;
 use clinic_scheduling::appointments::Appointment;
 use clinic_scheduling::requests::{self, AppointmentRequest, Confirmation, NewRequest};
 use clinic_store::{dialect, DbConnection};
 
-use crate::appointments::plan;
 use crate::FlowError;
 
 /// Stores a request from the public; returns its reference for the person who sent it.
@@ -29,7 +27,7 @@ pub fn confirm(
 ) -> Result<(AppointmentRequest, Appointment), FlowError> {
     dialect::write_transaction(conn, |conn| {
         let (request, a) = requests::confirm(conn, actor, id, c, clinic_zone, now)?;
-        plan(conn, &a, Change::Booked, now)?;
+        crate::appointments::plan_booked(conn, &a, now)?;
         Ok((request, a))
     })
 }

@@ -2,7 +2,7 @@
 //! confirm, reschedule or cancel it (`/my/appointments/{token}`), and book the refill a
 //! reminder is about (`/my/book/{token}`).
 //!
-//! Every action runs the same use case staff run over REST ([`crate::appointments`]), with
+//! Every action calls the same use case staff call over REST ([`crate::appointments`]), with
 //! the patient's link as the [`Actor`], so validation, the double-booking guarantee, emails
 //! and audit are the same. What this module adds is the patient's side of the rules: which
 //! link is still good, what the clinic lets patients do (`clinic_reminders::self_service`),
@@ -19,14 +19,12 @@ use clinic_pumps::registry::{self, Pump};
 use clinic_pumps::worklist;
 use clinic_reminders::outreach::{self, NewEntry, Reason};
 use clinic_reminders::patient_links::{self, LinkSubject, PatientLinks};
-use clinic_reminders::planner::Change;
 use clinic_reminders::self_service::{self as policy, RescheduleTo, SelfServiceSettings};
 use clinic_scheduling::appointments::{self, Appointment, Booking, NewAppointment};
 use clinic_scheduling::providers::{self, Provider};
 use clinic_scheduling::types::REFILL;
 use clinic_store::{dialect, DbConnection};
 
-use crate::appointments::plan;
 use crate::FlowError;
 
 /// How far ahead a patient may move a visit from their link.
@@ -455,7 +453,7 @@ pub fn confirm(
 ) -> Result<Appointment, SelfServiceError> {
     in_transaction(conn, |conn| {
         let (opened, v, _) = for_action(conn, links, token, expected_version, request_id, clinic_zone, now)?;
-        Ok(appointments::confirm_by_patient(
+        Ok(crate::appointments::confirm_by_patient(
             conn,
             &opened.actor,
             v.appointment.id,
@@ -485,9 +483,15 @@ pub fn reschedule(
             return Err(SelfServiceError::SlotGone);
         }
         let to = (provider != v.appointment.provider_id).then_some(provider);
-        let a = appointments::reschedule_to(conn, &opened.actor, v.appointment.id, to, start, clinic_zone, now)?;
-        plan(conn, &a, Change::Rescheduled, now)?;
-        Ok(a)
+        Ok(crate::appointments::reschedule_to(
+            conn,
+            &opened.actor,
+            v.appointment.id,
+            to,
+            start,
+            clinic_zone,
+            now,
+        )?)
     });
     slot_race_is_gone(moved)
 }
@@ -527,7 +531,7 @@ pub fn cancel(
             Some(r) => format!("cancelled by the patient: {r}"),
             None => "cancelled by the patient".to_owned(),
         });
-        let a = appointments::set_status(
+        let a = crate::appointments::set_status(
             conn,
             &opened.actor,
             v.appointment.id,
@@ -535,7 +539,6 @@ pub fn cancel(
             reason,
             now,
         )?;
-        plan(conn, &a, Change::StatusChanged, now)?;
         if a.type_code == REFILL {
             let mut entries = Vec::new();
             for pump in registry::active_for_patient_unaudited(conn, a.patient_id)? {
@@ -677,9 +680,8 @@ pub fn book_refill(
             start,
             note: Some("booked by the patient from their link".to_owned()),
         };
-        match appointments::book_in_transaction(conn, &opened.actor, new, None, clinic_zone, now)? {
+        match crate::appointments::book(conn, &opened.actor, new, None, clinic_zone, now)? {
             Booking::Created(a) | Booking::Replayed(a) => {
-                plan(conn, &a, Change::Booked, now)?;
                 let token = links.sign(LinkSubject::Appointment(a.id), opened.generation);
                 Ok((a, token))
             }
