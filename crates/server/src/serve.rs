@@ -214,7 +214,10 @@ pub fn run(settings: Settings, scheduler: bool) -> Result<(), String> {
         content: Default::default(),
         availability: Default::default(),
         public_limiter: Default::default(),
-        self_service_limits: Default::default(),
+        self_service_limits: Arc::new(clinic_api::rate_limit::SelfServiceLimits::new(
+            settings.self_service_address_limit,
+            settings.self_service_link_limit,
+        )),
         audit: AuditWriter::start(settings.database_url.clone()),
         composer: composer.clone(),
         db_gate: DbGate::for_pool(&db_pool, &settings.database_url),

@@ -49,6 +49,8 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("CLINIC_MAX_BODY_BYTES", "max_body_bytes", "65536"),
     ("CLINIC_TOKEN_MAX_DAYS", "token_max_days", "365"),
     ("CLINIC_REMINDER_LEASE_SECONDS", "reminder_lease_seconds", "300"),
+    ("CLINIC_SELF_SERVICE_ADDRESS_LIMIT", "self_service_address_limit", "300"),
+    ("CLINIC_SELF_SERVICE_LINK_LIMIT", "self_service_link_limit", "30"),
     ("CLINIC_LOG_FORMAT", "log_format", "text"),
     ("CLINIC_SEED_ON_FIRST_START", "seed_on_first_start", "true"),
 ];
@@ -106,6 +108,10 @@ pub struct Settings {
     /// How long a dispatcher owns the emails it claimed; after a crash they go out again
     /// once it expires. Longer than the slowest SMTP exchange of a whole batch.
     pub reminder_lease_seconds: i64,
+    /// Requests a minute one client address may make to the patients' `/my/…` pages.
+    pub self_service_address_limit: u32,
+    /// Requests a minute on one self-service link.
+    pub self_service_link_limit: u32,
     pub log_format: LogFormat,
     /// Load the seed content (conditions, criteria, articles) when the database has none.
     pub seed_on_first_start: bool,
@@ -288,6 +294,9 @@ impl Settings {
         let max_body_bytes = parse_number(&src, "CLINIC_MAX_BODY_BYTES", 65_536usize, 1024..=16 * 1024 * 1024)?;
         let token_max_days = parse_number(&src, "CLINIC_TOKEN_MAX_DAYS", 365i64, 1..=3650)?;
         let reminder_lease_seconds = parse_number(&src, "CLINIC_REMINDER_LEASE_SECONDS", 300i64, 30..=3600)?;
+        let self_service_address_limit =
+            parse_number(&src, "CLINIC_SELF_SERVICE_ADDRESS_LIMIT", 300u32, 1..=1_000_000)?;
+        let self_service_link_limit = parse_number(&src, "CLINIC_SELF_SERVICE_LINK_LIMIT", 30u32, 1..=1_000_000)?;
         let log_format = match src.get("CLINIC_LOG_FORMAT") {
             Some((v, _)) if v == "text" => LogFormat::Text,
             Some((v, _)) if v == "json" => LogFormat::Json,
@@ -322,6 +331,8 @@ impl Settings {
             max_body_bytes,
             token_max_days,
             reminder_lease_seconds,
+            self_service_address_limit,
+            self_service_link_limit,
             log_format,
         })
     }
