@@ -234,11 +234,14 @@ pub const PRINTABLE_LINE: &str = r"^[^\x00-\x1f\x7f-\x9f]*[^\t\n\x0b\x0c\r \x85\
 /// enum of its own) gets [`PRINTABLE_TEXT`], and every `format: text-line` property (names,
 /// titles: `#[schema(format = "text-line")]`) gets [`PRINTABLE_LINE`]: one rule here rather
 /// than the same long literal on dozens of fields. Codes and slugs carry their own pattern.
+///
+/// Required text is one line ([`PRINTABLE_LINE`]) unless the field is one of the documented
+/// multi-line fields (`crate::edge::MULTILINE_FIELDS`), as the server's character rule says.
 fn printable_text_pattern(schema: &mut serde_json::Value) {
     let Some(properties) = schema.get_mut("properties").and_then(|p| p.as_object_mut()) else {
         return;
     };
-    for property in properties.values_mut() {
+    for (name, property) in properties.iter_mut() {
         let Some(p) = property.as_object_mut() else {
             continue;
         };
@@ -254,8 +257,47 @@ fn printable_text_pattern(schema: &mut serde_json::Value) {
         }
         let required_text = p.get("minLength").and_then(|m| m.as_u64()).is_some_and(|m| m >= 1);
         if required_text && !p.contains_key("format") && !p.contains_key("enum") {
-            p.insert("pattern".into(), serde_json::Value::from(PRINTABLE_TEXT));
+            let pattern = match crate::edge::lines_of(name) {
+                clinic_domain::text::Lines::Multi => PRINTABLE_TEXT,
+                clinic_domain::text::Lines::Single => PRINTABLE_LINE,
+            };
+            p.insert("pattern".into(), serde_json::Value::from(pattern));
         }
+    }
+}
+
+/// A query value may hold no control character (the door refuses it with 400).
+pub const QUERY_TEXT: &str = r"^[^\x00-\x1f\x7f]*$";
+
+/// A cursor, as the lists issue them (`pagination::cursor`: base64url without padding).
+pub const CURSOR: &str = r"^[A-Za-z0-9_-]+$";
+
+/// Query parameters say what the door accepts: plain strings get [`QUERY_TEXT`], cursors
+/// [`CURSOR`] (parameters with a format, an enum or a pattern of their own keep it).
+fn query_parameter_patterns(op: &mut serde_json::Value) {
+    let Some(parameters) = op.get_mut("parameters").and_then(|p| p.as_array_mut()) else {
+        return;
+    };
+    for parameter in parameters {
+        if parameter.get("in").is_none_or(|i| i != "query") {
+            continue;
+        }
+        let name = parameter
+            .get("name")
+            .and_then(|n| n.as_str())
+            .unwrap_or_default()
+            .to_owned();
+        let Some(schema) = parameter.get_mut("schema").and_then(|s| s.as_object_mut()) else {
+            continue;
+        };
+        let is_string = schema
+            .get("type")
+            .is_some_and(|t| t == "string" || t.as_array().is_some_and(|a| a.iter().any(|x| x == "string")));
+        if !is_string || ["pattern", "format", "enum"].iter().any(|k| schema.contains_key(*k)) {
+            continue;
+        }
+        let pattern = if name == "cursor" { CURSOR } else { QUERY_TEXT };
+        schema.insert("pattern".into(), serde_json::Value::from(pattern));
     }
 }
 
@@ -269,6 +311,7 @@ fn tidy_for_generators(api: OpenApi) -> OpenApi {
             .filter_map(|item| item.as_object_mut())
             .flat_map(|i| i.values_mut())
         {
+            query_parameter_patterns(op);
             let Some(responses) = op["responses"].as_object_mut() else {
                 continue;
             };
