@@ -8,11 +8,12 @@
 mod common;
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clinic_store::testing::TestDatabase;
+use common::browser::find_chromium;
 use common::{clinic, Server};
 
 const CLINIC_NAME: &str = "Lakeside Pain Clinic";
@@ -21,33 +22,6 @@ const CLINIC_PHONE: &str = "+13125550100";
 const PHONE_DISPLAY: &str = "+1 312-555-0100";
 const ARTICLE_SLUG: &str = "intrathecal-pump-therapy";
 const ARTICLE_TITLE: &str = "Intrathecal pump therapy: what it is and what to expect";
-
-/// An executable file at `path`, or a file of that name in a `PATH` folder.
-fn resolve(program: &str) -> Option<PathBuf> {
-    if program.contains('/') {
-        let p = PathBuf::from(program);
-        return p.is_file().then_some(p);
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(program))
-        .find(|p| p.is_file())
-}
-
-/// `$CHROMIUM`, else `chromium` or `chromium-browser` on `PATH`.
-fn find_chromium() -> Option<PathBuf> {
-    match std::env::var("CHROMIUM") {
-        Ok(named) if !named.trim().is_empty() => {
-            let found = resolve(named.trim());
-            assert!(
-                found.is_some(),
-                "CHROMIUM={named} is neither a file nor a program on PATH"
-            );
-            found
-        }
-        _ => ["chromium", "chromium-browser"].into_iter().find_map(resolve),
-    }
-}
 
 /// The DOM after Chromium loaded and rendered `url`, serialised as HTML.
 fn dump_dom(chromium: &Path, url: &str) -> String {
