@@ -86,6 +86,9 @@ fuzz_backend() {
     local port
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
     echo "fuzz: [$backend] starting the server on ${url%%://*} (${url##*/})"
+    # The self-service pages' rate limits are lifted so the fuzzer reaches their logic (their
+    # 429 is covered by crates/api/tests/self_service_pages.rs).
+    CLINIC_SELF_SERVICE_ADDRESS_LIMIT=1000000 CLINIC_SELF_SERVICE_LINK_LIMIT=1000000 \
     DATABASE_URL="$url" CLINIC_DATA_DIR="$dir/data" CLINIC_BIND="127.0.0.1:$port" RUST_LOG=warn \
         "$BIN" serve --no-scheduler >"$dir/server.out" 2>"$dir/server.err" &
     PID=$!

@@ -100,6 +100,7 @@ async fn load_visit(
     responses(
         (status = 200, description = "HTML page", content_type = "text/html", body = String,
             example = "<!doctype html>\n<html lang=\"en\">\n<head><title>Your appointment · Lakeside Pain Clinic</title></head>\n<body><main id=\"content\">\n<h1>Your appointment</h1>\n<dl class=\"facts\"><dt>When</dt><dd>Monday, March 15, 2027 at 9:00 AM CDT (America/Chicago)</dd></dl>\n<form method=\"post\" action=\"/my/appointments/AQGZ…/confirm\"><button type=\"submit\">I will be there</button></form>\n</main></body>\n</html>\n"),
+        (status = 400, description = "HTML page: the address could not be read (a control character in it)", content_type = "text/html", body = String),
         (status = 404, description = "HTML page: not a link of ours", content_type = "text/html", body = String),
         (status = 410, description = "HTML page: the link expired or was revoked", content_type = "text/html", body = String),
         (status = 429, description = "HTML page: too many requests", content_type = "text/html", body = String)
@@ -152,6 +153,7 @@ fn version_of(raw: Option<&str>) -> i64 {
             headers(("Location" = String, description = "`/my/appointments/{token}?done=confirmed`")),
             example = json!(null)),
         (status = 403, description = "HTML page: not possible online now", content_type = "text/html", body = String),
+        (status = 400, description = "HTML page: the address could not be read (a control character in it)", content_type = "text/html", body = String),
         (status = 404, description = "HTML page: not a link of ours", content_type = "text/html", body = String),
         (status = 409, description = "HTML page: the visit changed since the page was shown", content_type = "text/html", body = String),
         (status = 410, description = "HTML page: the link expired or was revoked", content_type = "text/html", body = String),
@@ -199,6 +201,7 @@ pub async fn confirm_appointment_page(
         (status = 200, description = "HTML page with the times, grouped by day", content_type = "text/html", body = String,
             example = "<!doctype html>\n<html lang=\"en\">\n<head><title>Choose another time · Lakeside Pain Clinic</title></head>\n<body><main id=\"content\">\n<h1>Choose another time</h1>\n<form method=\"post\" action=\"/my/appointments/AQGZ…/reschedule\"><fieldset class=\"day\"><legend>Tuesday, March 16</legend><label><input type=\"radio\" name=\"slot\" value=\"…\"> 9:30 AM</label></fieldset><button type=\"submit\">Move my appointment</button></form>\n</main></body>\n</html>\n"),
         (status = 403, description = "HTML page: not possible online now", content_type = "text/html", body = String),
+        (status = 400, description = "HTML page: the address could not be read (a control character in it)", content_type = "text/html", body = String),
         (status = 404, description = "HTML page: not a link of ours", content_type = "text/html", body = String),
         (status = 410, description = "HTML page: the link expired or was revoked", content_type = "text/html", body = String),
         (status = 429, description = "HTML page: too many requests", content_type = "text/html", body = String)
@@ -278,6 +281,7 @@ pub struct RescheduleForm {
             headers(("Location" = String, description = "`/my/appointments/{token}?done=rescheduled`")),
             example = json!(null)),
         (status = 403, description = "HTML page: not possible online now", content_type = "text/html", body = String),
+        (status = 400, description = "HTML page: the address could not be read (a control character in it)", content_type = "text/html", body = String),
         (status = 404, description = "HTML page: not a link of ours", content_type = "text/html", body = String),
         (status = 409, description = "HTML page: the visit changed, or the time was taken", content_type = "text/html", body = String),
         (status = 410, description = "HTML page: the link expired or was revoked", content_type = "text/html", body = String),
@@ -337,6 +341,7 @@ pub async fn reschedule_appointment_form(
         (status = 200, description = "HTML page with the confirmation form", content_type = "text/html", body = String,
             example = "<!doctype html>\n<html lang=\"en\">\n<head><title>Cancel your appointment · Lakeside Pain Clinic</title></head>\n<body><main id=\"content\">\n<h1>Cancel this appointment?</h1>\n<form method=\"post\" action=\"/my/appointments/AQGZ…/cancel\"><textarea name=\"reason\"></textarea><button type=\"submit\">Yes, cancel it</button></form>\n</main></body>\n</html>\n"),
         (status = 403, description = "HTML page: not possible online now", content_type = "text/html", body = String),
+        (status = 400, description = "HTML page: the address could not be read (a control character in it)", content_type = "text/html", body = String),
         (status = 404, description = "HTML page: not a link of ours", content_type = "text/html", body = String),
         (status = 410, description = "HTML page: the link expired or was revoked", content_type = "text/html", body = String),
         (status = 429, description = "HTML page: too many requests", content_type = "text/html", body = String)
@@ -407,6 +412,7 @@ const MAX_REASON: usize = 500;
             headers(("Location" = String, description = "`/my/appointments/{token}?done=cancelled`")),
             example = json!(null)),
         (status = 403, description = "HTML page: the clinic does not allow cancelling online, or not now", content_type = "text/html", body = String),
+        (status = 400, description = "HTML page: the address could not be read (a control character in it)", content_type = "text/html", body = String),
         (status = 404, description = "HTML page: not a link of ours", content_type = "text/html", body = String),
         (status = 409, description = "HTML page: the visit changed since the page was shown", content_type = "text/html", body = String),
         (status = 410, description = "HTML page: the link expired or was revoked", content_type = "text/html", body = String),

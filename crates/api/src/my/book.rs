@@ -29,6 +29,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         (status = 200, description = "HTML page", content_type = "text/html", body = String,
             example = "<!doctype html>\n<html lang=\"en\">\n<head><title>Book your visit · Lakeside Pain Clinic</title></head>\n<body><main id=\"content\">\n<h1>Book your next visit</h1>\n<p class=\"summary\">Please come in by <strong>Monday, March 15, 2027</strong>.</p>\n<form method=\"post\" action=\"/my/book/AgGZ…\"><fieldset class=\"day\"><legend>Tuesday, March 9</legend><label><input type=\"radio\" name=\"slot\" value=\"…\"> 9:30 AM</label></fieldset><button type=\"submit\">Book this time</button></form>\n</main></body>\n</html>\n"),
         (status = 403, description = "HTML page: the clinic does not offer booking online", content_type = "text/html", body = String),
+        (status = 400, description = "HTML page: the address could not be read (a control character in it)", content_type = "text/html", body = String),
         (status = 404, description = "HTML page: not a link of ours", content_type = "text/html", body = String),
         (status = 410, description = "HTML page: the link expired, was revoked, or its visit took place", content_type = "text/html", body = String),
         (status = 429, description = "HTML page: too many requests", content_type = "text/html", body = String)
@@ -103,6 +104,7 @@ pub struct BookForm {
             headers(("Location" = String, description = "`/my/appointments/{token of the visit}?done=booked`")),
             example = json!(null)),
         (status = 403, description = "HTML page: the clinic does not offer booking online", content_type = "text/html", body = String),
+        (status = 400, description = "HTML page: the address could not be read (a control character in it)", content_type = "text/html", body = String),
         (status = 404, description = "HTML page: not a link of ours", content_type = "text/html", body = String),
         (status = 409, description = "HTML page: the time was taken, or a visit is already booked", content_type = "text/html", body = String),
         (status = 410, description = "HTML page: the link expired, was revoked, or its visit took place", content_type = "text/html", body = String),
