@@ -103,11 +103,11 @@ fuzz_backend() {
     token=$(grep -m1 '^ *clinic_' "$dir/server.out" | tr -d ' ')
     echo "fuzz: [$backend] pass 1: with the admin token (at most $TOKEN_TIME s)"
     # revoke_token is left out: its links would revoke the token the run uses.
-    "${ST[@]}" run "$spec" -H "Authorization: Bearer $token" --seed 42 \
+    st_pass "[$backend] pass 1" "$spec" -H "Authorization: Bearer $token" --seed 42 \
         --max-examples 40 --max-time "$TOKEN_TIME" -w 2 --exclude-operation-id revoke_token \
         --generation-database none --no-color || { echo "fuzz: [$backend] pass 1 FAILED"; status=1; }
     echo "fuzz: [$backend] pass 2: without a token (at most $ANON_TIME s)"
-    "${ST[@]}" run "$spec" --seed 42 --max-examples 15 --max-time "$ANON_TIME" -w 2 \
+    st_pass "[$backend] pass 2" "$spec" --seed 42 --max-examples 15 --max-time "$ANON_TIME" -w 2 \
         --generation-database none --no-color || { echo "fuzz: [$backend] pass 2 FAILED"; status=1; }
     kill "$PID" 2>/dev/null || true
     wait "$PID" 2>/dev/null || true
@@ -141,6 +141,26 @@ fuzz_backend() {
         echo "fuzz: [sqlite] FAIL: the pass made no SQLite database" >&2
         status=1
     fi
+}
+
+# st_pass LABEL ARGS…: one Schemathesis run. A run whose only problem is CPython 3.11's
+# "AST constructor recursion depth mismatch" (cpython gh-106905: Hypothesis parses a lambda's
+# source in a worker thread; nothing about the server) is run once more; any failure a check
+# reports, or the same error twice, still fails.
+st_pass() {
+    local label=$1 log rc
+    shift
+    log=$(mktemp)
+    "${ST[@]}" run "$@" 2>&1 | tee "$log"
+    rc=${PIPESTATUS[0]}
+    if [ "$rc" -ne 0 ] && grep -q "AST constructor recursion depth mismatch" "$log" \
+        && ! tail -n 3 "$log" | grep -q "failure"; then
+        echo "fuzz: $label met only CPython's AST error; running it once more"
+        "${ST[@]}" run "$@"
+        rc=$?
+    fi
+    rm -f "$log"
+    return "$rc"
 }
 
 for backend in "${BACKENDS[@]}"; do fuzz_backend "$backend"; done
