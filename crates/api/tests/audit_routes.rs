@@ -14,7 +14,10 @@
 //! call recorded: the expected action, about the record the call concerned (subject type and
 //! id), newer than the log's last event before the call, under the calling token and the
 //! call's `X-Request-Id` (the stop link, which patients follow without a token, records the
-//! system as actor). Every missing event is reported at once, naming the route.
+//! system as actor; the self-service pages under `/my/` record the patient's link as actor:
+//! `actor_type` `patient_link`, `actor_link` naming the visit or the pump, and the call's
+//! `X-Request-Id`). A page's POST succeeds with a 303 to the page that says what was done.
+//! Every missing event is reported at once, naming the route.
 
 mod common;
 
@@ -24,6 +27,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use actix_web::http::{Method, StatusCode};
 use actix_web::test::TestRequest;
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use clinic_domain::ids::AppointmentId;
+use clinic_reminders::patient_links::LinkSubject;
 use common::{TestApp, TestResponse};
 use serde_json::{json, Value};
 
@@ -78,6 +83,15 @@ const AUDITED: &[(&str, &[&str])] = &[
     ("list_outreach", &["outreach.list"]),
     ("mark_outreach_done", &["outreach.done"]),
     ("email_stop", &["patient.email_consent_withdrawn"]),
+    // The patients' self-service pages: the link in their email acts (no token).
+    ("appointment_page", &["appointment.read"]),
+    ("reschedule_appointment_page", &["appointment.read"]),
+    ("cancel_appointment_page", &["appointment.read"]),
+    ("confirm_appointment_page", &["appointment.confirm"]),
+    ("reschedule_appointment_form", &["appointment.update"]),
+    ("cancel_appointment_form", &["appointment.update"]),
+    ("refill_booking_page", &["pump.read"]),
+    ("book_refill_form", &["appointment.create"]),
 ];
 
 /// Every other operation, with why it reads or writes no patient data.
@@ -267,12 +281,23 @@ struct Call {
     res: TestResponse,
 }
 
+/// Who the audit event of a call must name as actor.
+#[derive(Clone, PartialEq)]
+enum Acting {
+    /// The staff token, under the call's request id.
+    Token,
+    /// The system (the stop link: no token, no link).
+    System,
+    /// A patient's self-service link (`appointment:<id>` or `refill:<pump id>`), under the
+    /// call's request id.
+    Link(String),
+}
+
 /// The record a call concerned, which its audit events must name.
 struct Subject {
     kind: &'static str,
     id: String,
-    /// Made with the staff token (else by a patient following a link: the system acts).
-    by_token: bool,
+    actor: Acting,
 }
 
 impl Subject {
@@ -280,7 +305,16 @@ impl Subject {
         Self {
             kind: "patient",
             id: id.to_owned(),
-            by_token: true,
+            actor: Acting::Token,
+        }
+    }
+
+    /// The patient, as the self-service page of `link` acted for them.
+    fn by_link(patient: &str, link: String) -> Self {
+        Self {
+            kind: "patient",
+            id: patient.to_owned(),
+            actor: Acting::Link(link),
         }
     }
 }
@@ -295,6 +329,7 @@ struct Walk {
     patient: String,
     pump: String,
     slots: Cell<usize>,
+    later_slots: Cell<usize>,
     serials: Cell<usize>,
     addresses: Cell<u8>,
 }
@@ -352,6 +387,7 @@ impl Walk {
             patient,
             pump: String::new(),
             slots: Cell::new(0),
+            later_slots: Cell::new(0),
             serials: Cell::new(0),
             addresses: Cell::new(0),
         };
@@ -400,6 +436,87 @@ impl Walk {
         self.slots.set(n + 1);
         let day = DAYS.get(n / HOURS.len()).expect("a free slot left");
         format!("2027-01-{day:02}T{:02}:00:00-06:00", HOURS[n % HOURS.len()])
+    }
+
+    /// A start weeks ahead, past the self-service cut-off (24 hours), for the visits patients
+    /// manage from their links: weekdays from Monday 25 January, never the same twice.
+    fn later_slot(&self) -> String {
+        const DAYS: [u32; 5] = [25, 26, 27, 28, 29];
+        const HOURS: [u32; 4] = [8, 10, 12, 14];
+        let n = self.later_slots.get();
+        self.later_slots.set(n + 1);
+        let day = DAYS.get(n / HOURS.len()).expect("a free later slot left");
+        format!("2027-01-{day:02}T{:02}:00:00-06:00", HOURS[n % HOURS.len()])
+    }
+
+    /// A consultation of `patient` weeks ahead, and the path of its self-service page as the
+    /// confirmation email links it (generation 0: nothing was revoked).
+    async fn visit_link(&self, patient: &str) -> (Value, String) {
+        let a = self
+            .post("/api/v1/appointments", self.booking(patient, &self.later_slot()))
+            .await;
+        let id: AppointmentId = id_of(&a).parse().expect("an appointment id");
+        let token = self
+            .app
+            .state()
+            .composer
+            .patient_links()
+            .sign(LinkSubject::Appointment(id), 0);
+        (a, format!("/my/appointments/{token}"))
+    }
+
+    /// A new patient with a programmed and filled pump (due Wednesday 6 January), the pump,
+    /// and the path of the booking page its refill reminder links.
+    async fn refill_link(&self, given: &str) -> (String, String, String) {
+        let patient = self.new_patient(given).await;
+        let pump = self.new_pump(&patient).await;
+        self.program(&pump).await;
+        self.fill(&pump).await;
+        let episode = {
+            let mut conn = clinic_store::pool::get(&self.app.pool).expect("connection");
+            clinic_pumps::registry::last_fill_id(&mut conn, &pump).expect("last fill")
+        };
+        let uuid = |id: &str| uuid::Uuid::parse_str(id).expect("a uuid");
+        let subject = LinkSubject::Refill {
+            pump: uuid(&pump),
+            episode: episode.as_deref().map(uuid),
+        };
+        let token = self.app.state().composer.patient_links().sign(subject, 0);
+        (patient, pump, format!("/my/book/{token}"))
+    }
+
+    /// The first time a self-service page offers (its `slot` form value).
+    async fn offered_slot(&self, page: &str) -> String {
+        let res = self.app.send(TestRequest::get().uri(page)).await;
+        assert_eq!(res.status, StatusCode::OK, "GET {page}: {}", res.text());
+        let html = res.text();
+        let marker = "name=\"slot\" value=\"";
+        let at = html
+            .find(marker)
+            .unwrap_or_else(|| panic!("no time offered on {page}: {html}"));
+        html[at + marker.len()..]
+            .split('"')
+            .next()
+            .expect("a slot value")
+            .to_owned()
+    }
+
+    /// A call from a patient's link: no token; a POST sends its page's form.
+    async fn link_op(&self, method: Method, path: &str, form: Option<String>) -> Call {
+        let before = self.last_event_id().await;
+        let mut req = TestRequest::default().method(method.clone()).uri(path);
+        if let Some(form) = form {
+            req = req
+                .insert_header(("content-type", "application/x-www-form-urlencoded"))
+                .set_payload(form);
+        }
+        let res = self.app.send(req).await;
+        Call {
+            method,
+            path: path.to_owned(),
+            before,
+            res,
+        }
     }
 
     fn booking(&self, patient: &str, start: &str) -> Value {
@@ -679,7 +796,7 @@ impl Walk {
                     Subject {
                         kind: "appointment_request",
                         id: id_of(&r),
-                        by_token: true,
+                        actor: Acting::Token,
                     },
                 )
             }
@@ -701,7 +818,7 @@ impl Walk {
                     Subject {
                         kind: "appointment_request",
                         id: r,
-                        by_token: true,
+                        actor: Acting::Token,
                     },
                 )
             }
@@ -866,9 +983,55 @@ impl Walk {
                     Subject {
                         kind: "patient",
                         id: q,
-                        by_token: false,
+                        actor: Acting::System,
                     },
                 )
+            }
+            "appointment_page"
+            | "reschedule_appointment_page"
+            | "cancel_appointment_page"
+            | "confirm_appointment_page"
+            | "reschedule_appointment_form"
+            | "cancel_appointment_form" => {
+                let (a, page) = self.visit_link(p).await;
+                let version = a["version"].as_i64().expect("version");
+                let call = match operation {
+                    "appointment_page" => self.link_op(Method::GET, &page, None).await,
+                    "reschedule_appointment_page" => {
+                        self.link_op(Method::GET, &format!("{page}/reschedule"), None).await
+                    }
+                    "cancel_appointment_page" => self.link_op(Method::GET, &format!("{page}/cancel"), None).await,
+                    "confirm_appointment_page" => {
+                        let form = format!("version={version}");
+                        self.link_op(Method::POST, &format!("{page}/confirm"), Some(form)).await
+                    }
+                    "reschedule_appointment_form" => {
+                        let slot = self.offered_slot(&format!("{page}/reschedule")).await;
+                        let form = format!("version={version}&slot={slot}");
+                        self.link_op(Method::POST, &format!("{page}/reschedule"), Some(form))
+                            .await
+                    }
+                    _ => {
+                        let form = format!("version={version}&reason=Away+that+week");
+                        self.link_op(Method::POST, &format!("{page}/cancel"), Some(form)).await
+                    }
+                };
+                (call, Subject::by_link(p, format!("appointment:{}", id_of(&a))))
+            }
+            "refill_booking_page" | "book_refill_form" => {
+                let given = if operation == "refill_booking_page" {
+                    "Gus"
+                } else {
+                    "Hal"
+                };
+                let (q, pump, page) = self.refill_link(given).await;
+                let call = if operation == "refill_booking_page" {
+                    self.link_op(Method::GET, &page, None).await
+                } else {
+                    let slot = self.offered_slot(&page).await;
+                    self.link_op(Method::POST, &page, Some(format!("slot={slot}"))).await
+                };
+                (call, Subject::by_link(&q, format!("refill:{pump}")))
             }
             other => panic!("no call is written for the audited operation {other}"),
         }
@@ -901,12 +1064,18 @@ impl Walk {
         assert_eq!(res.status, StatusCode::OK, "{}", res.text());
         let request_id = call.res.header("x-request-id");
         let found = res.json()["items"].as_array().expect("items").iter().any(|e| {
-            let actor_ok = if subject.by_token {
-                e["actor_token_id"] == self.staff_id.as_str()
-                    && request_id.is_some()
-                    && e["request_id"].as_str() == request_id.as_deref()
-            } else {
-                e["actor_token_id"].is_null()
+            let same_request = request_id.is_some() && e["request_id"].as_str() == request_id.as_deref();
+            let actor_ok = match &subject.actor {
+                Acting::Token => {
+                    e["actor_token_id"] == self.staff_id.as_str() && e["actor_type"] == "token" && same_request
+                }
+                Acting::System => e["actor_token_id"].is_null() && e["actor_type"] == "system",
+                Acting::Link(link) => {
+                    e["actor_token_id"].is_null()
+                        && e["actor_type"] == "patient_link"
+                        && e["actor_link"] == link.as_str()
+                        && same_request
+                }
             };
             e["id"].as_i64().unwrap_or(0) > call.before && e["subject_type"] == subject.kind && actor_ok
         });
@@ -917,10 +1086,10 @@ impl Walk {
             "no audit event `{action}` about {} {} was recorded {}; this call recorded: {:?}",
             subject.kind,
             subject.id,
-            if subject.by_token {
-                "under the staff token and this request's X-Request-Id"
-            } else {
-                "with the system as actor"
+            match &subject.actor {
+                Acting::Token => "under the staff token and this request's X-Request-Id".to_owned(),
+                Acting::System => "with the system as actor".to_owned(),
+                Acting::Link(link) => format!("by the patient's link {link} under this request's X-Request-Id"),
             },
             self.events_since(call.before).await
         ))
@@ -945,7 +1114,10 @@ async fn every_patient_data_operation_leaves_its_audit_event() {
             call.path
         );
         let label = format!("{} {} ({operation})", call.method, call.path);
-        if !call.res.status.is_success() {
+        // A self-service page's POST succeeds with a 303 to the page that says what it did.
+        let done = call.res.status == StatusCode::SEE_OTHER
+            && call.res.header("location").is_some_and(|l| l.contains("?done="));
+        if !call.res.status.is_success() && !done {
             failures.push(format!(
                 "{label}: the call itself failed: {} {}",
                 call.res.status,
@@ -981,7 +1153,7 @@ async fn administrative_changes_and_audit_log_reads_are_recorded() {
     let subject = |kind: &'static str, id: &str| Subject {
         kind,
         id: id.to_owned(),
-        by_token: true,
+        actor: Acting::Token,
     };
     let mut failures = Vec::new();
     let check = |call: Call, subject: Subject, action: &'static str| {
