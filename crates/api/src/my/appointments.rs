@@ -117,14 +117,26 @@ pub async fn appointment_page(
     if !allowed(&state, &req, &token) {
         return busy(&state);
     }
-    match load_visit(&state, &req, token.clone()).await? {
+    visit_page(&state, &req, token, StatusCode::OK, done_text(q.done.as_deref()), None).await
+}
+
+/// The visit's page, saying what was just done or what was wrong with the form sent.
+async fn visit_page(
+    state: &AppState,
+    req: &HttpRequest,
+    token: String,
+    status: StatusCode,
+    done: Option<&str>,
+    problem: Option<&str>,
+) -> Result<HttpResponse, ApiError> {
+    match load_visit(state, req, token.clone()).await? {
         Ok(v) => page(
-            &state,
-            StatusCode::OK,
+            state,
+            status,
             "my/visit.html",
-            context! { visit => visit_context(&v), token, done => done_text(q.done.as_deref()), problem => None::<String> },
+            context! { visit => visit_context(&v), token, done, problem },
         ),
-        Err(e) => refusal(&state, &e),
+        Err(e) => refusal(state, &e),
     }
 }
 
@@ -157,6 +169,7 @@ fn version_of(raw: Option<&str>) -> i64 {
         (status = 404, description = "HTML page: not a link of ours", content_type = "text/html", body = String),
         (status = 409, description = "HTML page: the visit changed since the page was shown", content_type = "text/html", body = String),
         (status = 410, description = "HTML page: the link expired or was revoked", content_type = "text/html", body = String),
+        (status = 422, description = "HTML page: the form held characters it may not", content_type = "text/html", body = String),
         (status = 429, description = "HTML page: too many requests", content_type = "text/html", body = String)
     )
 )]
@@ -173,7 +186,17 @@ pub async fn confirm_appointment_page(
     }
     let version = match form::<ConfirmForm>(&req, payload).await? {
         Ok(f) => version_of(f.version.as_deref()),
-        Err(()) => -1,
+        Err(()) => {
+            return visit_page(
+                &state,
+                &req,
+                token,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                None,
+                Some(super::REFUSED_CHARACTERS),
+            )
+            .await;
+        }
     };
     let (links, zone, now, rid, t) = (
         state.composer.patient_links(),
@@ -285,7 +308,7 @@ pub struct RescheduleForm {
         (status = 404, description = "HTML page: not a link of ours", content_type = "text/html", body = String),
         (status = 409, description = "HTML page: the visit changed, or the time was taken", content_type = "text/html", body = String),
         (status = 410, description = "HTML page: the link expired or was revoked", content_type = "text/html", body = String),
-        (status = 422, description = "HTML page: no time was chosen", content_type = "text/html", body = String),
+        (status = 422, description = "HTML page: no time was chosen, or the form held characters it may not", content_type = "text/html", body = String),
         (status = 429, description = "HTML page: too many requests", content_type = "text/html", body = String)
     )
 )]
@@ -300,7 +323,16 @@ pub async fn reschedule_appointment_form(
     if !allowed(&state, &req, &token) {
         return busy(&state);
     }
-    let f = form::<RescheduleForm>(&req, payload).await?.unwrap_or_default();
+    let Ok(f) = form::<RescheduleForm>(&req, payload).await? else {
+        return reschedule_page(
+            &state,
+            &req,
+            token,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some(super::REFUSED_CHARACTERS),
+        )
+        .await;
+    };
     let version = version_of(f.version.as_deref());
     let Some((provider, start)) = f.slot.as_deref().and_then(parse_slot) else {
         return reschedule_page(
@@ -416,7 +448,7 @@ const MAX_REASON: usize = 500;
         (status = 404, description = "HTML page: not a link of ours", content_type = "text/html", body = String),
         (status = 409, description = "HTML page: the visit changed since the page was shown", content_type = "text/html", body = String),
         (status = 410, description = "HTML page: the link expired or was revoked", content_type = "text/html", body = String),
-        (status = 422, description = "HTML page: the reason is too long", content_type = "text/html", body = String),
+        (status = 422, description = "HTML page: the reason is too long, or holds characters it may not", content_type = "text/html", body = String),
         (status = 429, description = "HTML page: too many requests", content_type = "text/html", body = String)
     )
 )]
@@ -439,7 +471,7 @@ pub async fn cancel_appointment_form(
                 &req,
                 token,
                 StatusCode::UNPROCESSABLE_ENTITY,
-                Some("Please use only letters, numbers and punctuation."),
+                Some(super::REFUSED_CHARACTERS),
                 "",
             )
             .await;

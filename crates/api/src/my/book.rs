@@ -108,7 +108,7 @@ pub struct BookForm {
         (status = 404, description = "HTML page: not a link of ours", content_type = "text/html", body = String),
         (status = 409, description = "HTML page: the time was taken, or a visit is already booked", content_type = "text/html", body = String),
         (status = 410, description = "HTML page: the link expired, was revoked, or its visit took place", content_type = "text/html", body = String),
-        (status = 422, description = "HTML page: no time was chosen", content_type = "text/html", body = String),
+        (status = 422, description = "HTML page: no time was chosen, or the form held characters it may not", content_type = "text/html", body = String),
         (status = 429, description = "HTML page: too many requests", content_type = "text/html", body = String)
     )
 )]
@@ -123,7 +123,16 @@ pub async fn book_refill_form(
     if !allowed(&state, &req, &token) {
         return busy(&state);
     }
-    let f = form::<BookForm>(&req, payload).await?.unwrap_or_default();
+    let Ok(f) = form::<BookForm>(&req, payload).await? else {
+        return booking_page(
+            &state,
+            &req,
+            token,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some(super::REFUSED_CHARACTERS),
+        )
+        .await;
+    };
     let Some((provider, start)) = f.slot.as_deref().and_then(parse_slot) else {
         return booking_page(
             &state,

@@ -203,6 +203,9 @@ fn see_other(location: String) -> HttpResponse {
         .finish()
 }
 
+/// What a page says about a form that held characters the character rule refuses.
+const REFUSED_CHARACTERS: &str = "Please use only letters, numbers and punctuation.";
+
 /// The form body of an action, read under the request limits and the character rule.
 async fn form<T: serde::de::DeserializeOwned + Default>(
     req: &HttpRequest,
