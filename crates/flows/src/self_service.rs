@@ -405,7 +405,11 @@ fn for_action(
     let (opened, a) = open_visit(conn, links, token, request_id, now)?;
     let settings = policy::load(conn)?.settings;
     let v = visit_view(conn, links, &opened, a, &settings, clinic_zone, now)?;
-    if v.appointment.version != expected_version {
+    // The version the page showed, locked: a change committed since (staff, another tab)
+    // makes the form stale rather than being overwritten by it.
+    if v.appointment.version != expected_version
+        || !appointments::lock_at_version(conn, v.appointment.id, expected_version)?
+    {
         return Err(SelfServiceError::Stale);
     }
     if let Some(why) = v.phone_only {

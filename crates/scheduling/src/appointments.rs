@@ -457,6 +457,23 @@ fn insert(
     Ok(())
 }
 
+/// Takes the appointment's row lock for the rest of the transaction if it is still at
+/// `version` (a no-op update), so that a change made on what a caller saw (a patient's page,
+/// a staff screen) cannot land on a newer version: on PostgreSQL a concurrent writer waits
+/// for this transaction and every later read in it sees the version checked here. False
+/// when the appointment has changed (or does not exist). SQLite's writer lock already
+/// serialises writers.
+pub fn lock_at_version(conn: &mut DbConnection, id: AppointmentId, version: i64) -> Result<bool, SchedulingError> {
+    let n = diesel::update(
+        appointments::table
+            .find(id.to_string())
+            .filter(appointments::version.eq(version)),
+    )
+    .set(appointments::version.eq(appointments::version))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
 /// Another change won the race for this appointment since it was loaded.
 fn changed_meanwhile(current: &Appointment) -> SchedulingError {
     SchedulingError::Conflict {
