@@ -48,28 +48,46 @@ pub fn book(
 }
 
 /// Moves an appointment: the old reminders are void, the update and new reminders planned.
+/// With `expected_version` (the version the caller saw) a visit changed meanwhile, by a
+/// patient from their link for example, is a 409 `version_conflict` instead of being moved
+/// again.
 pub fn reschedule(
     conn: &mut DbConnection,
     actor: &Actor,
     id: AppointmentId,
+    expected_version: Option<i64>,
     start: DateTime<Utc>,
     clinic_zone: ClinicZone,
     now: DateTime<Utc>,
 ) -> Result<Appointment, FlowError> {
-    reschedule_to(conn, actor, id, None, start, clinic_zone, now)
+    reschedule_to(conn, actor, id, expected_version, None, start, clinic_zone, now)
 }
 
 /// [`reschedule`], optionally to another provider.
+#[allow(clippy::too_many_arguments)]
 pub fn reschedule_to(
     conn: &mut DbConnection,
     actor: &Actor,
     id: AppointmentId,
+    expected_version: Option<i64>,
     provider: Option<ProviderId>,
     start: DateTime<Utc>,
     clinic_zone: ClinicZone,
     now: DateTime<Utc>,
 ) -> Result<Appointment, FlowError> {
     dialect::write_transaction(conn, |conn| {
+        if let Some(version) = expected_version {
+            let current = appointments::load(conn, id)?;
+            if current.version != version || !appointments::lock_at_version(conn, id, version)? {
+                return Err(clinic_scheduling::SchedulingError::Conflict {
+                    code: "version_conflict",
+                    detail: format!(
+                        "the appointment changed since version {version} (it was changed meanwhile); read it again"
+                    ),
+                }
+                .into());
+            }
+        }
         let a = appointments::reschedule_to(conn, actor, id, provider, start, clinic_zone, now)?;
         plan(conn, &a, Change::Rescheduled, now)?;
         Ok(a)

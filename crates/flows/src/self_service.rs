@@ -487,10 +487,12 @@ pub fn reschedule(
             return Err(SelfServiceError::SlotGone);
         }
         let to = (provider != v.appointment.provider_id).then_some(provider);
+        // The form's version is already locked (`for_action`).
         Ok(crate::appointments::reschedule_to(
             conn,
             &opened.actor,
             v.appointment.id,
+            None,
             to,
             start,
             clinic_zone,

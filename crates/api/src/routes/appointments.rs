@@ -456,6 +456,12 @@ pub async fn get_appointment(
 pub struct RescheduleRequest {
     /// The new start, RFC 3339 with an offset.
     pub start: DateTime<Utc>,
+    /// The appointment's `version` as the caller last saw it. When given, an appointment
+    /// changed since (patients move their own visits from their links) is a 409
+    /// `version_conflict` instead of being moved again; without it the move applies to the
+    /// appointment as it is.
+    #[serde(default)]
+    pub version: Option<i64>,
 }
 
 /// Move a booked appointment (same id, SEQUENCE + 1) under the same rules as booking.
@@ -466,7 +472,7 @@ pub struct RescheduleRequest {
     request_body = RescheduleRequest,
     responses(
         (status = 200, body = AppointmentResponse),
-        (status = 409, description = "Slot taken, or the appointment is not booked (`invalid_transition`)", body = Problem, content_type = "application/problem+json")
+        (status = 409, description = "Slot taken, the appointment is not booked (`invalid_transition`), or it changed since `version` (`version_conflict`)", body = Problem, content_type = "application/problem+json")
     )
 )]
 #[post("/appointments/{id}/reschedule")]
@@ -477,10 +483,14 @@ pub async fn reschedule_appointment(
     body: JsonBody<RescheduleRequest>,
 ) -> Result<web::Json<AppointmentResponse>, ApiError> {
     let id: AppointmentId = super::path_id(&id, "appointment")?;
-    let start = clinic_store::time::from_db(clinic_store::time::to_db(body.into_inner()?.start));
+    let body = body.into_inner()?;
+    let (start, expected) = (
+        clinic_store::time::from_db(clinic_store::time::to_db(body.start)),
+        body.version,
+    );
     let (now, zone) = (state.now(), state.clinic.time_zone);
     let changed = state
-        .db(move |conn| clinic_flows::appointments::reschedule(conn, &auth.actor, id, start, zone, now))
+        .db(move |conn| clinic_flows::appointments::reschedule(conn, &auth.actor, id, expected, start, zone, now))
         .await?;
     state.availability.clear();
     Ok(web::Json(changed.into()))
