@@ -100,6 +100,7 @@ pub enum OutreachReason {
     NoEmail,
     ReminderNotSent,
     EmailStopped,
+    CancelledByPatient,
 }
 
 /// One email in the outbox.
@@ -672,7 +673,9 @@ pub struct OutreachEntryResponse {
     pub patient_name: String,
     /// E.164, when the record has one.
     pub patient_phone: Option<String>,
-    /// `refill_unbooked`, `email_failed`, `no_email`, `reminder_not_sent` or `email_stopped`.
+    /// `refill_unbooked`, `email_failed`, `no_email`, `reminder_not_sent`, `email_stopped` or
+    /// `cancelled_by_patient` (a refill visit the patient cancelled from their link, with
+    /// nothing else booked before the due date).
     #[schema(value_type = OutreachReason)]
     pub reason: String,
     /// What it is about: `pump`, `appointment`, `patient`.
