@@ -41,6 +41,10 @@ const AUDITED: &[(&str, &[&str])] = &[
     ("get_patient", &["patient.read"]),
     ("update_patient", &["patient.update"]),
     ("archive_patient", &["patient.archive"]),
+    ("revoke_patient_links", &["patient.links_revoked"]),
+    // Self-service links handed to staff tools: whoever holds one can change the visit.
+    ("get_appointment_self_service_link", &["appointment.link_issued"]),
+    ("get_pump_refill_link", &["pump.link_issued"]),
     // Candidacy screening.
     ("create_screening", &["screening.create"]),
     ("list_screenings", &["screening.list"]),
@@ -688,6 +692,33 @@ impl Walk {
                     Subject::patient(&id),
                 )
             }
+            "revoke_patient_links" => {
+                // A patient of its own: revoking the shared one's links would end the links the
+                // self-service operations use.
+                let id = self.new_patient("Dee").await;
+                (
+                    self.op(Method::POST, &format!("/api/v1/patients/{id}/revoke-links"), None)
+                        .await,
+                    Subject::patient(&id),
+                )
+            }
+            "get_appointment_self_service_link" => {
+                let a = id_of(&self.book(p).await);
+                (
+                    self.op(
+                        Method::GET,
+                        &format!("/api/v1/appointments/{a}/self-service-link"),
+                        None,
+                    )
+                    .await,
+                    Subject::patient(p),
+                )
+            }
+            "get_pump_refill_link" => (
+                self.op(Method::GET, &format!("/api/v1/pumps/{pump}/refill-link"), None)
+                    .await,
+                Subject::patient(p),
+            ),
             "create_screening" => (self.screen(p).await, Subject::patient(p)),
             "list_screenings" => {
                 let first = self.screen(p).await;

@@ -1760,3 +1760,110 @@ async fn too_many_requests_is_a_429_page_with_retry_after() {
         "a refused action does nothing"
     );
 }
+
+// ---- staff and their tools ---------------------------------------------------------------
+
+#[actix_web::test]
+async fn staff_tools_get_the_emails_links_and_revoking_over_the_api_ends_them() {
+    let c = clinic().await;
+    let a = c.book("consultation", chicago(2027, 1, 13, 10, 0)).await;
+    let (pump, due) = c.refill_pump("NGP900002H").await;
+    let id = a["id"].as_str().expect("appointment id");
+    let scheduler = c.app.token(&["scheduling:write"]);
+    let reader = c.app.token(&["patients:read"]);
+
+    // The links staff tools get are the links the emails carry, and open the same pages.
+    let visit = c
+        .app
+        .get(&format!("/api/v1/appointments/{id}/self-service-link"), &scheduler)
+        .await;
+    assert_eq!(visit.status, StatusCode::OK, "{}", visit.text());
+    let visit = visit.json();
+    let url = visit["url"].as_str().expect("url");
+    let path = url
+        .strip_prefix(c.app.state().composer.clinic.public_url.as_str())
+        .expect("under the public URL");
+    assert_eq!(path, c.visit_path(&a));
+    assert_eq!(
+        visit["expires_at"],
+        json!(end_of_day(date(2027, 1, 13)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+    );
+    let refill = c
+        .app
+        .get(&format!("/api/v1/pumps/{pump}/refill-link"), &scheduler)
+        .await
+        .json();
+    let refill_path = refill["url"]
+        .as_str()
+        .expect("url")
+        .strip_prefix(c.app.state().composer.clinic.public_url.as_str())
+        .expect("under the public URL")
+        .to_owned();
+    assert_eq!(refill_path, c.refill_path(&pump));
+    assert_eq!(
+        refill["expires_at"],
+        json!(end_of_day(due).to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+    );
+    c.page(path).await;
+    c.page(&refill_path).await;
+
+    // Whoever holds a link can change the visit: reading patients is not enough to get one.
+    c.app
+        .get(&format!("/api/v1/appointments/{id}/self-service-link"), &reader)
+        .await
+        .problem(403, "forbidden");
+    c.app
+        .get(&format!("/api/v1/pumps/{pump}/refill-link"), &reader)
+        .await
+        .problem(403, "forbidden");
+    c.app
+        .get("/api/v1/pumps/not-a-pump/refill-link", &scheduler)
+        .await
+        .problem(404, "not_found");
+
+    // Revoking through the API ends both, and the next links work.
+    let writer = c.app.token(&["patients:write"]);
+    let res = c
+        .app
+        .post(
+            &format!("/api/v1/patients/{}/revoke-links", c.patient),
+            &writer,
+            json!({}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+    assert_eq!(res.json()["generation"], 1);
+    assert_refused(
+        &c.get(path).await,
+        410,
+        "This link is no longer active",
+        "the revoked visit link",
+    );
+    assert_refused(
+        &c.get(&refill_path).await,
+        410,
+        "This link is no longer active",
+        "the revoked refill link",
+    );
+    let fresh = c
+        .app
+        .get(&format!("/api/v1/appointments/{id}/self-service-link"), &scheduler)
+        .await
+        .json();
+    let fresh_path = fresh["url"]
+        .as_str()
+        .expect("url")
+        .strip_prefix(c.app.state().composer.clinic.public_url.as_str())
+        .expect("under the public URL")
+        .to_owned();
+    assert_ne!(fresh_path, path);
+    c.page(&fresh_path).await;
+    c.app
+        .post(
+            "/api/v1/patients/0193a0c4-3f3e-7b61-9a51-3c1c2b0d9e10/revoke-links",
+            &writer,
+            json!({}),
+        )
+        .await
+        .problem(404, "not_found");
+}
