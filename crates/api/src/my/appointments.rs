@@ -11,8 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::{
-    allowed, busy, days, form, page, parse_slot, phone_only_text, refusal, request_id, see_other, split, when,
-    zone_text,
+    allowed, busy, days, form, page, parse_slot, phone_only_text, refusal, see_other, split, when, zone_text, LinkCall,
 };
 use crate::problem::ApiError;
 use crate::state::AppState;
@@ -80,14 +79,19 @@ async fn load_visit(
     req: &HttpRequest,
     token: String,
 ) -> Result<Result<Visit, SelfServiceError>, ApiError> {
-    let (links, zone, now, rid) = (
-        state.composer.patient_links(),
-        state.clinic.time_zone,
-        state.now(),
-        request_id(req),
-    );
+    let c = LinkCall::new(state, req, &token);
     state
-        .db_audited(move |conn, audit| split(flows::visit(conn, audit, &links, &token, rid, zone, now)))
+        .db_audited(move |conn, audit| {
+            split(flows::visit(
+                conn,
+                audit,
+                &c.links,
+                &c.token,
+                c.request_id,
+                c.zone,
+                c.now,
+            ))
+        })
         .await
 }
 
@@ -198,15 +202,19 @@ pub async fn confirm_appointment_page(
             .await;
         }
     };
-    let (links, zone, now, rid, t) = (
-        state.composer.patient_links(),
-        state.clinic.time_zone,
-        state.now(),
-        request_id(&req),
-        token.clone(),
-    );
+    let c = LinkCall::new(&state, &req, &token);
     let outcome = state
-        .db(move |conn| split(flows::confirm(conn, &links, &t, version, rid, zone, now)))
+        .db(move |conn| {
+            split(flows::confirm(
+                conn,
+                &c.links,
+                &c.token,
+                version,
+                c.request_id,
+                c.zone,
+                c.now,
+            ))
+        })
         .await?;
     match outcome {
         Ok(_) => Ok(see_other(format!("/my/appointments/{token}?done=confirmed"))),
@@ -250,15 +258,19 @@ async fn reschedule_page(
     status: StatusCode,
     problem: Option<&str>,
 ) -> Result<HttpResponse, ApiError> {
-    let (links, zone, now, rid, t) = (
-        state.composer.patient_links(),
-        state.clinic.time_zone,
-        state.now(),
-        request_id(req),
-        token.clone(),
-    );
+    let c = LinkCall::new(state, req, &token);
     let outcome = state
-        .db_audited(move |conn, audit| split(flows::reschedule_options(conn, audit, &links, &t, rid, zone, now)))
+        .db_audited(move |conn, audit| {
+            split(flows::reschedule_options(
+                conn,
+                audit,
+                &c.links,
+                &c.token,
+                c.request_id,
+                c.zone,
+                c.now,
+            ))
+        })
         .await?;
     match outcome {
         Ok((v, _)) if !v.can_reschedule => refusal(
@@ -344,17 +356,19 @@ pub async fn reschedule_appointment_form(
         )
         .await;
     };
-    let (links, zone, now, rid, t) = (
-        state.composer.patient_links(),
-        state.clinic.time_zone,
-        state.now(),
-        request_id(&req),
-        token.clone(),
-    );
+    let c = LinkCall::new(&state, &req, &token);
     let outcome = state
         .db(move |conn| {
             split(flows::reschedule(
-                conn, &links, &t, version, provider, start, rid, zone, now,
+                conn,
+                &c.links,
+                &c.token,
+                version,
+                provider,
+                start,
+                c.request_id,
+                c.zone,
+                c.now,
             ))
         })
         .await?;
@@ -496,15 +510,20 @@ pub async fn cancel_appointment_form(
         .await;
     }
     let version = version_of(f.version.as_deref());
-    let (links, zone, now, rid, t) = (
-        state.composer.patient_links(),
-        state.clinic.time_zone,
-        state.now(),
-        request_id(&req),
-        token.clone(),
-    );
+    let c = LinkCall::new(&state, &req, &token);
     let outcome = state
-        .db(move |conn| split(flows::cancel(conn, &links, &t, version, reason, rid, zone, now)))
+        .db(move |conn| {
+            split(flows::cancel(
+                conn,
+                &c.links,
+                &c.token,
+                version,
+                reason,
+                c.request_id,
+                c.zone,
+                c.now,
+            ))
+        })
         .await?;
     match outcome {
         Ok(_) => Ok(see_other(format!("/my/appointments/{token}?done=cancelled"))),

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::{
-    allowed, busy, date_text, days, form, page, parse_slot, refusal, request_id, see_other, split, when, zone_text,
+    allowed, busy, date_text, days, form, page, parse_slot, refusal, see_other, split, when, zone_text, LinkCall,
 };
 use crate::problem::ApiError;
 use crate::state::AppState;
@@ -55,15 +55,19 @@ async fn booking_page(
     status: StatusCode,
     problem: Option<&str>,
 ) -> Result<HttpResponse, ApiError> {
-    let (links, zone, now, rid, t) = (
-        state.composer.patient_links(),
-        state.clinic.time_zone,
-        state.now(),
-        request_id(req),
-        token.clone(),
-    );
+    let c = LinkCall::new(state, req, &token);
     let outcome = state
-        .db_audited(move |conn, audit| split(flows::refill(conn, audit, &links, &t, rid, zone, now)))
+        .db_audited(move |conn, audit| {
+            split(flows::refill(
+                conn,
+                audit,
+                &c.links,
+                &c.token,
+                c.request_id,
+                c.zone,
+                c.now,
+            ))
+        })
         .await?;
     match outcome {
         Ok(r) => page(
@@ -143,15 +147,20 @@ pub async fn book_refill_form(
         )
         .await;
     };
-    let (links, zone, now, rid, t) = (
-        state.composer.patient_links(),
-        state.clinic.time_zone,
-        state.now(),
-        request_id(&req),
-        token.clone(),
-    );
+    let c = LinkCall::new(&state, &req, &token);
     let outcome = state
-        .db(move |conn| split(flows::book_refill(conn, &links, &t, provider, start, rid, zone, now)))
+        .db(move |conn| {
+            split(flows::book_refill(
+                conn,
+                &c.links,
+                &c.token,
+                provider,
+                start,
+                c.request_id,
+                c.zone,
+                c.now,
+            ))
+        })
         .await?;
     match outcome {
         Ok((_, visit_token)) => Ok(see_other(format!("/my/appointments/{visit_token}?done=booked"))),

@@ -36,6 +36,28 @@ pub fn configure(cfg: &mut ServiceConfig) {
     cfg.configure(appointments::configure).configure(book::configure);
 }
 
+/// What every self-service flow is called with: the link signer, the clinic's zone, the
+/// request's instant and id (for the audit events) and the token from the path.
+struct LinkCall {
+    links: clinic_reminders::patient_links::PatientLinks,
+    zone: ClinicZone,
+    now: DateTime<Utc>,
+    request_id: Option<String>,
+    token: String,
+}
+
+impl LinkCall {
+    fn new(state: &AppState, req: &HttpRequest, token: &str) -> Self {
+        Self {
+            links: state.composer.patient_links(),
+            zone: state.clinic.time_zone,
+            now: state.now(),
+            request_id: request_id(req),
+            token: token.to_owned(),
+        }
+    }
+}
+
 /// The request id, for the audit events the pages' reads and actions record.
 fn request_id(req: &HttpRequest) -> Option<String> {
     use actix_web::HttpMessage;
