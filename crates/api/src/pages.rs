@@ -35,6 +35,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
             include_str!("../templates/my/_visit_facts.html"),
         ),
         ("my/_help.html", include_str!("../templates/my/_help.html")),
+        ("my/_times.html", include_str!("../templates/my/_times.html")),
         ("my/visit.html", include_str!("../templates/my/visit.html")),
         ("my/reschedule.html", include_str!("../templates/my/reschedule.html")),
         ("my/cancel.html", include_str!("../templates/my/cancel.html")),
