@@ -29,8 +29,11 @@ use crate::FlowError;
 
 /// How far ahead a patient may move a visit from their link.
 pub const RESCHEDULE_DAYS: i64 = 28;
-/// The most times a page offers.
-pub const MAX_SLOTS: usize = 60;
+/// The most times a page offers on one day: spread over the day, so that a page shows many
+/// days to choose from rather than every quarter hour of the first one.
+pub const TIMES_PER_DAY: usize = 8;
+/// The most days a page offers.
+pub const MAX_DAYS: usize = 14;
 
 /// Why a link opens nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -326,7 +329,7 @@ fn refill_deadline(
 }
 
 /// Free times for `type_code` from now to `until`, with the providers the clinic lets the
-/// patient choose, soonest first and at most [`MAX_SLOTS`].
+/// patient choose, soonest first (pages show a [`spread`] of them).
 fn offered_slots(
     conn: &mut DbConnection,
     type_code: &str,
@@ -345,8 +348,40 @@ fn offered_slots(
         .filter(|(_, s)| s.start >= now && s.start < until)
         .collect();
     slots.sort_by_key(|(p, s)| (s.start, p.name.clone()));
-    slots.truncate(MAX_SLOTS);
     Ok(slots)
+}
+
+/// At most [`TIMES_PER_DAY`] times on each of the first [`MAX_DAYS`] days that have any,
+/// evenly spaced over each day's free times (the first and the last kept), in order.
+fn spread(slots: Vec<(Provider, Slot)>, zone: ClinicZone) -> Vec<(Provider, Slot)> {
+    let mut days: Vec<Vec<(Provider, Slot)>> = Vec::new();
+    for slot in slots {
+        let day = zone.local_date(slot.1.start);
+        let same_day = days.last().is_some_and(|d| zone.local_date(d[0].1.start) == day);
+        if same_day {
+            if let Some(d) = days.last_mut() {
+                d.push(slot);
+            }
+        } else if days.len() == MAX_DAYS {
+            break;
+        } else {
+            days.push(vec![slot]);
+        }
+    }
+    days.into_iter()
+        .flat_map(|day| {
+            let n = day.len();
+            let keep: Vec<usize> = if n <= TIMES_PER_DAY {
+                (0..n).collect()
+            } else {
+                (0..TIMES_PER_DAY).map(|i| i * (n - 1) / (TIMES_PER_DAY - 1)).collect()
+            };
+            day.into_iter()
+                .enumerate()
+                .filter(move |(i, _)| keep.contains(i))
+                .map(|(_, s)| s)
+        })
+        .collect()
 }
 
 /// The times a visit may move to: the same type, the providers the clinic allows, from now
@@ -388,7 +423,9 @@ pub fn reschedule_options(
         return Ok((v, Vec::new()));
     }
     let settings = policy::load(conn)?.settings;
-    let slots = reschedule_slots(conn, &v.appointment, &settings, clinic_zone, now)?;
+    // The page shows a spread of them; a post may take any free one (the spread of a calendar
+    // that changed since would drop times that are still free).
+    let slots = spread(reschedule_slots(conn, &v.appointment, &settings, clinic_zone, now)?, clinic_zone);
     Ok((v, slots))
 }
 
@@ -621,7 +658,7 @@ pub fn refill(
     let booked = worklist::refill_booked_for(conn, &pump, clinic_zone, now)?;
     let slots = match booked {
         Some(_) => Vec::new(),
-        None => refill_slots(conn, &pump, clinic_zone, now)?,
+        None => spread(refill_slots(conn, &pump, clinic_zone, now)?, clinic_zone),
     };
     audit.record(vec![read_event(&opened.actor, "pump.read", opened.patient.id, now)])?;
     Ok(Refill {
@@ -743,4 +780,62 @@ pub fn refill_link(
         token: links.sign(subject, generation),
         expires_at: worklist::end_of_day(clinic_zone, pump.forecast.due_date),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn provider() -> Provider {
+        Provider {
+            id: ProviderId::new(),
+            name: "Nurse".into(),
+            role: "nurse".into(),
+            active: true,
+            time_zone: ClinicZone::default(),
+            hours: Vec::new(),
+            version: 1,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn times_are_spread_over_each_day_and_days_are_capped() {
+        let zone = ClinicZone::parse("America/Chicago").expect("zone");
+        let p = provider();
+        // 20 days of 36 quarter hours each, 09:00 to 18:00 Chicago time.
+        let mut slots = Vec::new();
+        for day in 0..20 {
+            for q in 0..36 {
+                let start = Utc.with_ymd_and_hms(2027, 1, 4, 15, 0, 0).single().expect("instant")
+                    + Duration::days(day)
+                    + Duration::minutes(15 * q);
+                let local = start.with_timezone(&zone.tz()).naive_local();
+                slots.push((
+                    p.clone(),
+                    Slot {
+                        start,
+                        end: start + Duration::minutes(30),
+                        local,
+                    },
+                ));
+            }
+        }
+        let kept = spread(slots.clone(), zone);
+        assert_eq!(kept.len(), MAX_DAYS * TIMES_PER_DAY);
+        let first_day: Vec<_> = kept.iter().take(TIMES_PER_DAY).map(|(_, s)| s.start).collect();
+        assert_eq!(
+            first_day.first(),
+            Some(&slots[0].1.start),
+            "the day's first time is kept"
+        );
+        assert_eq!(first_day.last(), Some(&slots[35].1.start), "and its last");
+        assert!(first_day.windows(2).all(|w| w[0] < w[1]));
+        let days: std::collections::BTreeSet<_> = kept.iter().map(|(_, s)| zone.local_date(s.start)).collect();
+        assert_eq!(days.len(), MAX_DAYS);
+        // A day with few times keeps them all.
+        assert_eq!(spread(slots[..3].to_vec(), zone).len(), 3);
+    }
 }
