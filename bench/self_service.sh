@@ -10,11 +10,12 @@
 # The per-link rate limit is lifted for the run (CLINIC_SELF_SERVICE_*_LIMIT): a 429 is fast
 # and would flatter the numbers, and the script fails on any non-2xx answer.
 #   bench/self_service.sh [sqlite|postgres|both]
+# 16 connections is the target's load; lib.sh reads it when sourced.
+BENCH_CONNECTIONS="${BENCH_CONNECTIONS:-16}"
 source "$(dirname "$0")/lib.sh"
 
 backends=${1:-both}
 [ "$backends" = both ] && backends="sqlite postgres"
-BENCH_CONNECTIONS="${BENCH_CONNECTIONS:-16}"
 SEED_APPOINTMENTS="${SEED_APPOINTMENTS:-20000}"
 export CLINIC_SELF_SERVICE_ADDRESS_LIMIT=1000000 CLINIC_SELF_SERVICE_LINK_LIMIT=1000000
 build_release

@@ -328,8 +328,56 @@ fn refill_deadline(
         .min())
 }
 
+/// Free times, each with the index of its provider in `providers` (a provider is cloned
+/// only for the times a page shows, not for each of the thousands of free quarter hours).
+#[derive(Debug, Default)]
+struct Offer {
+    providers: Vec<Provider>,
+    /// Soonest first.
+    slots: Vec<(usize, Slot)>,
+}
+
+impl Offer {
+    /// Whether `provider` is free at `start` among these times.
+    fn contains(&self, provider: ProviderId, start: DateTime<Utc>) -> bool {
+        self.slots
+            .iter()
+            .any(|(i, s)| s.start == start && self.providers[*i].id == provider)
+    }
+
+    /// What a page shows: at most [`TIMES_PER_DAY`] times on each of the first [`MAX_DAYS`]
+    /// days that have any, evenly spaced over each day's free times (its first and last
+    /// kept), in order.
+    fn spread(&self, zone: ClinicZone) -> Vec<(Provider, Slot)> {
+        let mut days: Vec<&[(usize, Slot)]> = Vec::new();
+        let mut rest = self.slots.as_slice();
+        while let Some((_, first)) = rest.first() {
+            if days.len() == MAX_DAYS {
+                break;
+            }
+            let day = zone.local_date(first.start);
+            let n = rest.iter().take_while(|(_, s)| zone.local_date(s.start) == day).count();
+            let (today, later) = rest.split_at(n);
+            days.push(today);
+            rest = later;
+        }
+        days.into_iter()
+            .flat_map(|day| {
+                let n = day.len();
+                let picks: Vec<usize> = if n <= TIMES_PER_DAY {
+                    (0..n).collect()
+                } else {
+                    (0..TIMES_PER_DAY).map(|i| i * (n - 1) / (TIMES_PER_DAY - 1)).collect()
+                };
+                picks.into_iter().map(move |k| day[k])
+            })
+            .map(|(i, s)| (self.providers[i].clone(), s))
+            .collect()
+    }
+}
+
 /// Free times for `type_code` from now to `until`, with the providers the clinic lets the
-/// patient choose, soonest first (pages show a [`spread`] of them).
+/// patient choose (pages show a [spread](Offer::spread) of them).
 fn offered_slots(
     conn: &mut DbConnection,
     type_code: &str,
@@ -337,51 +385,26 @@ fn offered_slots(
     until: DateTime<Utc>,
     clinic_zone: ClinicZone,
     now: DateTime<Utc>,
-) -> Result<Vec<(Provider, Slot)>, FlowError> {
+) -> Result<Offer, FlowError> {
     if until <= now {
-        return Ok(Vec::new());
+        return Ok(Offer::default());
     }
     let found = appointments::availability(conn, provider, type_code, Span::new(now, until), clinic_zone, now)?;
-    let mut slots: Vec<(Provider, Slot)> = found
-        .into_iter()
-        .flat_map(|(p, slots)| slots.into_iter().map(move |s| (p.clone(), s)))
-        .filter(|(_, s)| s.start >= now && s.start < until)
-        .collect();
-    slots.sort_by_key(|(p, s)| (s.start, p.name.clone()));
-    Ok(slots)
-}
-
-/// At most [`TIMES_PER_DAY`] times on each of the first [`MAX_DAYS`] days that have any,
-/// evenly spaced over each day's free times (the first and the last kept), in order.
-fn spread(slots: Vec<(Provider, Slot)>, zone: ClinicZone) -> Vec<(Provider, Slot)> {
-    let mut days: Vec<Vec<(Provider, Slot)>> = Vec::new();
-    for slot in slots {
-        let day = zone.local_date(slot.1.start);
-        let same_day = days.last().is_some_and(|d| zone.local_date(d[0].1.start) == day);
-        if same_day {
-            if let Some(d) = days.last_mut() {
-                d.push(slot);
-            }
-        } else if days.len() == MAX_DAYS {
-            break;
-        } else {
-            days.push(vec![slot]);
-        }
+    let mut offer = Offer::default();
+    for (i, (p, slots)) in found.into_iter().enumerate() {
+        offer.slots.extend(
+            slots
+                .into_iter()
+                .filter(|s| s.start >= now && s.start < until)
+                .map(|s| (i, s)),
+        );
+        offer.providers.push(p);
     }
-    days.into_iter()
-        .flat_map(|day| {
-            let n = day.len();
-            let keep: Vec<usize> = if n <= TIMES_PER_DAY {
-                (0..n).collect()
-            } else {
-                (0..TIMES_PER_DAY).map(|i| i * (n - 1) / (TIMES_PER_DAY - 1)).collect()
-            };
-            day.into_iter()
-                .enumerate()
-                .filter(move |(i, _)| keep.contains(i))
-                .map(|(_, s)| s)
-        })
-        .collect()
+    let providers = &offer.providers;
+    offer
+        .slots
+        .sort_by(|(a, x), (b, y)| (x.start, &providers[*a].name).cmp(&(y.start, &providers[*b].name)));
+    Ok(offer)
 }
 
 /// The times a visit may move to: the same type, the providers the clinic allows, from now
@@ -392,7 +415,7 @@ fn reschedule_slots(
     settings: &SelfServiceSettings,
     clinic_zone: ClinicZone,
     now: DateTime<Utc>,
-) -> Result<Vec<(Provider, Slot)>, FlowError> {
+) -> Result<Offer, FlowError> {
     let mut until = now + Duration::days(RESCHEDULE_DAYS);
     if a.type_code == REFILL {
         if let Some(deadline) = refill_deadline(conn, a.patient_id, clinic_zone)? {
@@ -403,9 +426,11 @@ fn reschedule_slots(
         RescheduleTo::SameProvider => Some(a.provider_id),
         RescheduleTo::AnyProvider => None,
     };
-    let mut slots = offered_slots(conn, &a.type_code, provider, until, clinic_zone, now)?;
-    slots.retain(|(_, s)| s.start != a.start || settings.reschedule_to == RescheduleTo::AnyProvider);
-    Ok(slots)
+    let mut offer = offered_slots(conn, &a.type_code, provider, until, clinic_zone, now)?;
+    offer
+        .slots
+        .retain(|(_, s)| s.start != a.start || settings.reschedule_to == RescheduleTo::AnyProvider);
+    Ok(offer)
 }
 
 /// The reschedule page: the visit and the times it may move to (audited).
@@ -425,7 +450,7 @@ pub fn reschedule_options(
     let settings = policy::load(conn)?.settings;
     // The page shows a spread of them; a post may take any free one (the spread of a calendar
     // that changed since would drop times that are still free).
-    let slots = spread(reschedule_slots(conn, &v.appointment, &settings, clinic_zone, now)?, clinic_zone);
+    let slots = reschedule_slots(conn, &v.appointment, &settings, clinic_zone, now)?.spread(clinic_zone);
     Ok((v, slots))
 }
 
@@ -520,7 +545,7 @@ pub fn reschedule(
     let moved = in_transaction(conn, |conn| {
         let (opened, v, settings) = for_action(conn, links, token, expected_version, request_id, clinic_zone, now)?;
         let offered = reschedule_slots(conn, &v.appointment, &settings, clinic_zone, now)?;
-        if !offered.iter().any(|(p, s)| p.id == provider && s.start == start) {
+        if !offered.contains(provider, start) {
             return Err(SelfServiceError::SlotGone);
         }
         let to = (provider != v.appointment.provider_id).then_some(provider);
@@ -658,7 +683,7 @@ pub fn refill(
     let booked = worklist::refill_booked_for(conn, &pump, clinic_zone, now)?;
     let slots = match booked {
         Some(_) => Vec::new(),
-        None => spread(refill_slots(conn, &pump, clinic_zone, now)?, clinic_zone),
+        None => refill_slots(conn, &pump, clinic_zone, now)?.spread(clinic_zone),
     };
     audit.record(vec![read_event(&opened.actor, "pump.read", opened.patient.id, now)])?;
     Ok(Refill {
@@ -679,13 +704,13 @@ fn refill_slots(
     pump: &Pump,
     clinic_zone: ClinicZone,
     now: DateTime<Utc>,
-) -> Result<Vec<(Provider, Slot)>, FlowError> {
+) -> Result<Offer, FlowError> {
     let due = pump.forecast.due_date;
     let from = worklist::end_of_day(clinic_zone, due - Duration::days(15)).max(now);
     let until = worklist::end_of_day(clinic_zone, due);
-    let mut slots = offered_slots(conn, REFILL, None, until, clinic_zone, from)?;
-    slots.retain(|(_, s)| s.start >= now);
-    Ok(slots)
+    let mut offer = offered_slots(conn, REFILL, None, until, clinic_zone, from)?;
+    offer.slots.retain(|(_, s)| s.start >= now);
+    Ok(offer)
 }
 
 /// The patient books one of the offered refill times: a `refill` visit through the shared
@@ -713,7 +738,7 @@ pub fn book_refill(
             return Err(SelfServiceError::AlreadyBooked);
         }
         let offered = refill_slots(conn, &pump, clinic_zone, now)?;
-        if !offered.iter().any(|(p, s)| p.id == provider && s.start == start) {
+        if !offered.contains(provider, start) {
             return Err(SelfServiceError::SlotGone);
         }
         let new = NewAppointment {
@@ -804,17 +829,19 @@ mod tests {
     #[test]
     fn times_are_spread_over_each_day_and_days_are_capped() {
         let zone = ClinicZone::parse("America/Chicago").expect("zone");
-        let p = provider();
         // 20 days of 36 quarter hours each, 09:00 to 18:00 Chicago time.
-        let mut slots = Vec::new();
+        let mut offer = Offer {
+            providers: vec![provider()],
+            slots: Vec::new(),
+        };
         for day in 0..20 {
             for q in 0..36 {
                 let start = Utc.with_ymd_and_hms(2027, 1, 4, 15, 0, 0).single().expect("instant")
                     + Duration::days(day)
                     + Duration::minutes(15 * q);
                 let local = start.with_timezone(&zone.tz()).naive_local();
-                slots.push((
-                    p.clone(),
+                offer.slots.push((
+                    0,
                     Slot {
                         start,
                         end: start + Duration::minutes(30),
@@ -823,19 +850,23 @@ mod tests {
                 ));
             }
         }
-        let kept = spread(slots.clone(), zone);
+        let kept = offer.spread(zone);
         assert_eq!(kept.len(), MAX_DAYS * TIMES_PER_DAY);
         let first_day: Vec<_> = kept.iter().take(TIMES_PER_DAY).map(|(_, s)| s.start).collect();
         assert_eq!(
             first_day.first(),
-            Some(&slots[0].1.start),
+            Some(&offer.slots[0].1.start),
             "the day's first time is kept"
         );
-        assert_eq!(first_day.last(), Some(&slots[35].1.start), "and its last");
+        assert_eq!(first_day.last(), Some(&offer.slots[35].1.start), "and its last");
         assert!(first_day.windows(2).all(|w| w[0] < w[1]));
         let days: std::collections::BTreeSet<_> = kept.iter().map(|(_, s)| zone.local_date(s.start)).collect();
         assert_eq!(days.len(), MAX_DAYS);
+        // Every time stays on offer for a post, whatever a page shows.
+        assert!(offer.contains(offer.providers[0].id, offer.slots[1].1.start));
+        assert!(!offer.contains(ProviderId::new(), offer.slots[1].1.start));
         // A day with few times keeps them all.
-        assert_eq!(spread(slots[..3].to_vec(), zone).len(), 3);
+        offer.slots.truncate(3);
+        assert_eq!(offer.spread(zone).len(), 3);
     }
 }

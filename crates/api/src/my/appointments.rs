@@ -373,7 +373,12 @@ pub async fn reschedule_appointment_form(
         })
         .await?;
     match outcome {
-        Ok(_) => Ok(see_other(format!("/my/appointments/{token}?done=rescheduled"))),
+        Ok(_) => {
+            // The calendar changed: staff tools' cached availability must not offer the old
+            // state (as after a change through the API).
+            state.availability.clear();
+            Ok(see_other(format!("/my/appointments/{token}?done=rescheduled")))
+        }
         Err(e) => refusal(&state, &e),
     }
 }
@@ -526,7 +531,12 @@ pub async fn cancel_appointment_form(
         })
         .await?;
     match outcome {
-        Ok(_) => Ok(see_other(format!("/my/appointments/{token}?done=cancelled"))),
+        Ok(_) => {
+            // The calendar changed: staff tools' cached availability must not offer the old
+            // state (as after a change through the API).
+            state.availability.clear();
+            Ok(see_other(format!("/my/appointments/{token}?done=cancelled")))
+        }
         Err(e) => refusal(&state, &e),
     }
 }

@@ -163,7 +163,10 @@ pub async fn book_refill_form(
         })
         .await?;
     match outcome {
-        Ok((_, visit_token)) => Ok(see_other(format!("/my/appointments/{visit_token}?done=booked"))),
+        Ok((_, visit_token)) => {
+            state.availability.clear();
+            Ok(see_other(format!("/my/appointments/{visit_token}?done=booked")))
+        }
         Err(SelfServiceError::AlreadyBooked) => booking_page(&state, &req, token, StatusCode::CONFLICT, None).await,
         Err(SelfServiceError::SlotGone) => {
             booking_page(
