@@ -4,6 +4,7 @@
 //! a booking, reschedule, cancellation, status change, hours, time off, closure or type
 //! edit — clears it at once; another instance's changes show within [`TTL`]. Booking always
 //! re-checks the calendar, so a stale answer can at worst offer a slot that then gets 409.
+//! The free times of the patients' self-service pages are kept beside it and cleared with it.
 
 use std::time::Duration;
 
@@ -15,12 +16,15 @@ pub const TTL: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 pub struct AvailabilityCache {
     answers: Cache<String, Bytes>,
+    /// The free times the patients' self-service pages offer, cleared together.
+    times: clinic_flows::self_service::TimesCache,
 }
 
 impl Default for AvailabilityCache {
     fn default() -> Self {
         Self {
             answers: Cache::builder().max_capacity(1_000).time_to_live(TTL).build(),
+            times: Default::default(),
         }
     }
 }
@@ -34,8 +38,14 @@ impl AvailabilityCache {
         self.answers.insert(key, answer);
     }
 
+    /// The self-service pages' cache of free times (cleared with this one).
+    pub fn times(&self) -> clinic_flows::self_service::TimesCache {
+        self.times.clone()
+    }
+
     /// After any change to a calendar.
     pub fn clear(&self) {
         self.answers.invalidate_all();
+        self.times.clear();
     }
 }

@@ -27,6 +27,61 @@ use clinic_store::{dialect, DbConnection};
 
 use crate::FlowError;
 
+/// What the self-service use cases work with besides the database: the link signer, and a
+/// short-lived cache of free times (see [`TimesCache`]).
+#[derive(Clone)]
+pub struct Links {
+    pub signer: PatientLinks,
+    pub times: TimesCache,
+}
+
+impl Links {
+    fn sign(&self, subject: LinkSubject, generation: u32) -> String {
+        self.signer.sign(subject, generation)
+    }
+
+    fn verify(&self, token: &str) -> Result<patient_links::LinkToken, patient_links::TokenError> {
+        self.signer.verify(token)
+    }
+}
+
+/// Free times for one question (type, provider, window to the minute), kept for a few
+/// seconds: working them out over two weeks of several providers' calendars is most of what
+/// a booking page costs, and many patients open their pages at once after a batch of
+/// reminders. Whoever changes a calendar in this process clears it (the API clears it with
+/// its availability cache, after every booking, reschedule, status change and calendar edit);
+/// another instance's changes show within [`TIMES_TTL`]. Booking re-checks the calendar, so a
+/// stale answer can at worst offer a time that is then refused as taken.
+#[derive(Clone)]
+pub struct TimesCache(moka::sync::Cache<TimesKey, FreeTimes>);
+
+/// Type code, provider (or any), window start and end (Unix seconds).
+type TimesKey = (String, Option<ProviderId>, i64, i64);
+
+/// Each provider's free times, as `appointments::availability` answers.
+type FreeTimes = std::sync::Arc<Vec<(Provider, Vec<Slot>)>>;
+
+/// How long an answer is kept.
+pub const TIMES_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl Default for TimesCache {
+    fn default() -> Self {
+        Self(
+            moka::sync::Cache::builder()
+                .max_capacity(1_000)
+                .time_to_live(TIMES_TTL)
+                .build(),
+        )
+    }
+}
+
+impl TimesCache {
+    /// After any change to a calendar.
+    pub fn clear(&self) {
+        self.0.invalidate_all();
+    }
+}
+
 /// How far ahead a patient may move a visit from their link.
 pub const RESCHEDULE_DAYS: i64 = 28;
 /// The most times a page offers on one day: spread over the day, so that a page shows many
@@ -145,7 +200,7 @@ fn read_event(actor: &Actor, action: &'static str, patient: PatientId, now: Date
 /// Checks the token's signature and its patient's link generation.
 fn open(
     conn: &mut DbConnection,
-    links: &PatientLinks,
+    links: &Links,
     token: &str,
     patient_of: impl FnOnce(&mut DbConnection, LinkSubject) -> Result<Option<PatientId>, FlowError>,
     request_id: Option<String>,
@@ -190,7 +245,7 @@ fn appointment_of(conn: &mut DbConnection, subject: LinkSubject) -> Result<Optio
 /// Opens a visit link: the appointment as it is now, unless the link is over.
 fn open_visit(
     conn: &mut DbConnection,
-    links: &PatientLinks,
+    links: &Links,
     token: &str,
     request_id: Option<String>,
     now: DateTime<Utc>,
@@ -218,7 +273,7 @@ fn open_visit(
 /// What the patient may do with `a` now.
 fn visit_view(
     conn: &mut DbConnection,
-    links: &PatientLinks,
+    links: &Links,
     opened: &Opened,
     a: Appointment,
     settings: &SelfServiceSettings,
@@ -258,7 +313,7 @@ fn visit_view(
 /// due date has not passed, if the clinic offers refill booking.
 fn rebook_token(
     conn: &mut DbConnection,
-    links: &PatientLinks,
+    links: &Links,
     opened: &Opened,
     settings: &SelfServiceSettings,
     clinic_zone: ClinicZone,
@@ -297,7 +352,7 @@ fn refill_subject(conn: &mut DbConnection, pump: &Pump) -> Result<LinkSubject, F
 pub fn visit(
     conn: &mut DbConnection,
     audit: &AuditWriter,
-    links: &PatientLinks,
+    links: &Links,
     token: &str,
     request_id: Option<String>,
     clinic_zone: ClinicZone,
@@ -378,27 +433,57 @@ impl Offer {
 
 /// Free times for `type_code` from now to `until`, with the providers the clinic lets the
 /// patient choose (pages show a [spread](Offer::spread) of them).
+#[allow(clippy::too_many_arguments)]
 fn offered_slots(
     conn: &mut DbConnection,
+    times: &TimesCache,
     type_code: &str,
     provider: Option<ProviderId>,
+    from: DateTime<Utc>,
     until: DateTime<Utc>,
     clinic_zone: ClinicZone,
     now: DateTime<Utc>,
 ) -> Result<Offer, FlowError> {
-    if until <= now {
+    let from = from.max(now);
+    if until <= from {
         return Ok(Offer::default());
     }
-    let found = appointments::availability(conn, provider, type_code, Span::new(now, until), clinic_zone, now)?;
+    // Asked as of the start of the minute, so that the pages of that minute share one answer;
+    // times before `now` are dropped below.
+    let minute =
+        |t: DateTime<Utc>| DateTime::from_timestamp(t.timestamp() - t.timestamp().rem_euclid(60), 0).unwrap_or(t);
+    let (asked_from, asked_now) = (minute(from), minute(now));
+    let key = (
+        type_code.to_owned(),
+        provider,
+        asked_from.timestamp(),
+        until.timestamp(),
+    );
+    let found = match times.0.get(&key) {
+        Some(found) => found,
+        None => {
+            let window = Span::new(asked_from, until);
+            let found = std::sync::Arc::new(appointments::availability(
+                conn,
+                provider,
+                type_code,
+                window,
+                clinic_zone,
+                asked_now,
+            )?);
+            times.0.insert(key, found.clone());
+            found
+        }
+    };
     let mut offer = Offer::default();
-    for (i, (p, slots)) in found.into_iter().enumerate() {
+    for (i, (p, slots)) in found.iter().enumerate() {
         offer.slots.extend(
             slots
-                .into_iter()
-                .filter(|s| s.start >= now && s.start < until)
-                .map(|s| (i, s)),
+                .iter()
+                .filter(|s| s.start >= from && s.start < until)
+                .map(|s| (i, *s)),
         );
-        offer.providers.push(p);
+        offer.providers.push(p.clone());
     }
     let providers = &offer.providers;
     offer
@@ -411,6 +496,7 @@ fn offered_slots(
 /// for [`RESCHEDULE_DAYS`], and for a refill visit never after the pump's due date.
 fn reschedule_slots(
     conn: &mut DbConnection,
+    times: &TimesCache,
     a: &Appointment,
     settings: &SelfServiceSettings,
     clinic_zone: ClinicZone,
@@ -426,7 +512,7 @@ fn reschedule_slots(
         RescheduleTo::SameProvider => Some(a.provider_id),
         RescheduleTo::AnyProvider => None,
     };
-    let mut offer = offered_slots(conn, &a.type_code, provider, until, clinic_zone, now)?;
+    let mut offer = offered_slots(conn, times, &a.type_code, provider, now, until, clinic_zone, now)?;
     offer
         .slots
         .retain(|(_, s)| s.start != a.start || settings.reschedule_to == RescheduleTo::AnyProvider);
@@ -437,7 +523,7 @@ fn reschedule_slots(
 pub fn reschedule_options(
     conn: &mut DbConnection,
     audit: &AuditWriter,
-    links: &PatientLinks,
+    links: &Links,
     token: &str,
     request_id: Option<String>,
     clinic_zone: ClinicZone,
@@ -450,14 +536,14 @@ pub fn reschedule_options(
     let settings = policy::load(conn)?.settings;
     // The page shows a spread of them; a post may take any free one (the spread of a calendar
     // that changed since would drop times that are still free).
-    let slots = reschedule_slots(conn, &v.appointment, &settings, clinic_zone, now)?.spread(clinic_zone);
+    let slots = reschedule_slots(conn, &links.times, &v.appointment, &settings, clinic_zone, now)?.spread(clinic_zone);
     Ok((v, slots))
 }
 
 /// Opens a visit link for an action on the form shown at `expected_version`.
 fn for_action(
     conn: &mut DbConnection,
-    links: &PatientLinks,
+    links: &Links,
     token: &str,
     expected_version: i64,
     request_id: Option<String>,
@@ -510,7 +596,7 @@ impl From<diesel::result::Error> for Wrapped {
 #[allow(clippy::too_many_arguments)]
 pub fn confirm(
     conn: &mut DbConnection,
-    links: &PatientLinks,
+    links: &Links,
     token: &str,
     expected_version: i64,
     request_id: Option<String>,
@@ -533,7 +619,7 @@ pub fn confirm(
 #[allow(clippy::too_many_arguments)]
 pub fn reschedule(
     conn: &mut DbConnection,
-    links: &PatientLinks,
+    links: &Links,
     token: &str,
     expected_version: i64,
     provider: ProviderId,
@@ -544,7 +630,7 @@ pub fn reschedule(
 ) -> Result<Appointment, SelfServiceError> {
     let moved = in_transaction(conn, |conn| {
         let (opened, v, settings) = for_action(conn, links, token, expected_version, request_id, clinic_zone, now)?;
-        let offered = reschedule_slots(conn, &v.appointment, &settings, clinic_zone, now)?;
+        let offered = reschedule_slots(conn, &links.times, &v.appointment, &settings, clinic_zone, now)?;
         if !offered.contains(provider, start) {
             return Err(SelfServiceError::SlotGone);
         }
@@ -582,7 +668,7 @@ fn slot_race_is_gone<T>(result: Result<T, SelfServiceError>) -> Result<T, SelfSe
 #[allow(clippy::too_many_arguments)]
 pub fn cancel(
     conn: &mut DbConnection,
-    links: &PatientLinks,
+    links: &Links,
     token: &str,
     expected_version: i64,
     reason: Option<String>,
@@ -630,7 +716,7 @@ pub fn cancel(
 /// Opens a refill link: the pump, unless its episode or due date is over.
 fn open_refill(
     conn: &mut DbConnection,
-    links: &PatientLinks,
+    links: &Links,
     token: &str,
     request_id: Option<String>,
     clinic_zone: ClinicZone,
@@ -669,7 +755,7 @@ fn open_refill(
 pub fn refill(
     conn: &mut DbConnection,
     audit: &AuditWriter,
-    links: &PatientLinks,
+    links: &Links,
     token: &str,
     request_id: Option<String>,
     clinic_zone: ClinicZone,
@@ -683,7 +769,7 @@ pub fn refill(
     let booked = worklist::refill_booked_for(conn, &pump, clinic_zone, now)?;
     let slots = match booked {
         Some(_) => Vec::new(),
-        None => refill_slots(conn, &pump, clinic_zone, now)?.spread(clinic_zone),
+        None => refill_slots(conn, &links.times, &pump, clinic_zone, now)?.spread(clinic_zone),
     };
     audit.record(vec![read_event(&opened.actor, "pump.read", opened.patient.id, now)])?;
     Ok(Refill {
@@ -701,6 +787,7 @@ pub fn refill(
 /// date, as staff see it) to the end of the due date.
 fn refill_slots(
     conn: &mut DbConnection,
+    times: &TimesCache,
     pump: &Pump,
     clinic_zone: ClinicZone,
     now: DateTime<Utc>,
@@ -708,9 +795,7 @@ fn refill_slots(
     let due = pump.forecast.due_date;
     let from = worklist::end_of_day(clinic_zone, due - Duration::days(15)).max(now);
     let until = worklist::end_of_day(clinic_zone, due);
-    let mut offer = offered_slots(conn, REFILL, None, until, clinic_zone, from)?;
-    offer.slots.retain(|(_, s)| s.start >= now);
-    Ok(offer)
+    offered_slots(conn, times, REFILL, None, from, until, clinic_zone, now)
 }
 
 /// The patient books one of the offered refill times: a `refill` visit through the shared
@@ -720,7 +805,7 @@ fn refill_slots(
 #[allow(clippy::too_many_arguments)]
 pub fn book_refill(
     conn: &mut DbConnection,
-    links: &PatientLinks,
+    links: &Links,
     token: &str,
     provider: ProviderId,
     start: DateTime<Utc>,
@@ -737,7 +822,7 @@ pub fn book_refill(
         if worklist::refill_booked_for(conn, &pump, clinic_zone, now)?.is_some() {
             return Err(SelfServiceError::AlreadyBooked);
         }
-        let offered = refill_slots(conn, &pump, clinic_zone, now)?;
+        let offered = refill_slots(conn, &links.times, &pump, clinic_zone, now)?;
         if !offered.contains(provider, start) {
             return Err(SelfServiceError::SlotGone);
         }

@@ -36,10 +36,11 @@ pub fn configure(cfg: &mut ServiceConfig) {
     cfg.configure(appointments::configure).configure(book::configure);
 }
 
-/// What every self-service flow is called with: the link signer, the clinic's zone, the
+/// What every self-service flow is called with: the link signer and the cache of free times,
+/// the clinic's zone, the
 /// request's instant and id (for the audit events) and the token from the path.
 struct LinkCall {
-    links: clinic_reminders::patient_links::PatientLinks,
+    links: clinic_flows::self_service::Links,
     zone: ClinicZone,
     now: DateTime<Utc>,
     request_id: Option<String>,
@@ -49,7 +50,10 @@ struct LinkCall {
 impl LinkCall {
     fn new(state: &AppState, req: &HttpRequest, token: &str) -> Self {
         Self {
-            links: state.composer.patient_links(),
+            links: clinic_flows::self_service::Links {
+                signer: state.composer.patient_links(),
+                times: state.availability.times(),
+            },
             zone: state.clinic.time_zone,
             now: state.now(),
             request_id: request_id(req),
