@@ -37,7 +37,7 @@
 //!    the example leaves out ([`string_slots`]); each slot gets its own request with
 //!    `"x\u0000y"` there and nothing else changed, and two more requests carry U+0001 and
 //!    U+007F.
-//! 4. Every table's row count ([`row_counts`], tables found in `sqlite_master` or
+//! 4. Every table's row count ([`TestApp::row_counts`](common::TestApp::row_counts), tables found in `sqlite_master` or
 //!    `information_schema`) is taken before and after an operation's hostile requests.
 //! 5. Proof that a refusal is about the one bad value: a `GET` is first sent with valid
 //!    parameters and must answer 2xx; any other operation runs on a clinic of its own and,
@@ -61,8 +61,6 @@ use actix_web::test::TestRequest;
 use chrono::{TimeZone, Utc};
 use clinic_reminders::patient_links::LinkSubject;
 use common::{TestApp, TestResponse};
-use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Text};
 use serde_json::{json, Value};
 
 const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
@@ -455,48 +453,6 @@ fn with_value(body: &Value, steps: &[Step], new: Value) -> Value {
 // ---------------------------------------------------------------------------------------
 // Row counts
 // ---------------------------------------------------------------------------------------
-
-#[derive(QueryableByName)]
-struct TableName {
-    #[diesel(sql_type = Text)]
-    name: String,
-}
-
-#[derive(QueryableByName)]
-struct TableCount {
-    #[diesel(sql_type = Text)]
-    name: String,
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
-/// The row count of every table of the database. Nothing is excluded: a refused request
-/// changes no table's count (a token's `last_used_at` is an update, not a row).
-fn row_counts(app: &TestApp) -> BTreeMap<String, i64> {
-    let mut conn = clinic_store::pool::get(&app.pool).expect("a connection for the row counts");
-    let conn: &mut clinic_store::DbConnection = &mut conn;
-    let list = match conn {
-        clinic_store::DbConnection::Sqlite(_) => "SELECT name FROM sqlite_master WHERE type = 'table'",
-        clinic_store::DbConnection::Postgresql(_) => {
-            "SELECT table_name::text AS name FROM information_schema.tables \
-             WHERE table_schema = 'public' AND table_type = 'BASE TABLE'"
-        }
-    };
-    let tables: Vec<TableName> = diesel::sql_query(list).load(conn).expect("list the tables");
-    assert!(tables.len() > 20, "only {} tables found", tables.len());
-    let sql = tables
-        .iter()
-        .map(|t| {
-            format!(
-                "SELECT CAST('{}' AS TEXT) AS name, COUNT(*) AS n FROM \"{}\"",
-                t.name, t.name
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(" UNION ALL ");
-    let counts: Vec<TableCount> = diesel::sql_query(sql).load(conn).expect("count the rows");
-    counts.into_iter().map(|c| (c.name, c.n)).collect()
-}
 
 /// The id of the newest audit event (0 for an empty log).
 fn newest_audit_id(app: &TestApp) -> i64 {
@@ -1318,7 +1274,7 @@ async fn run_operation(doc: &Value, clinic: &Clinic, op: &Operation, report: &mu
         }
     }
 
-    let before = row_counts(app);
+    let before = app.row_counts();
     let last_audit_id = newest_audit_id(app);
     for p in &op.params {
         match p.location {
@@ -1379,7 +1335,7 @@ async fn run_operation(doc: &Value, clinic: &Clinic, op: &Operation, report: &mu
         }
     }
     report.ran("nothing stored");
-    let mut changed = count_changes(&before, &row_counts(app));
+    let mut changed = count_changes(&before, &app.row_counts());
     if op.is_form() {
         // A form's 422 page shows the visit again, and records that read; only reads.
         changed.retain(|c| !c.starts_with("audit_events "));

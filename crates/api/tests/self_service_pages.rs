@@ -24,7 +24,6 @@ use clinic_reminders::mailer::{Delivered, Mailer};
 use clinic_reminders::patient_links::{self, LinkSubject};
 use common::{TestApp, TestResponse};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Text};
 use serde_json::{json, Value};
 
 /// The clinic's phone, as every page links it.
@@ -1419,47 +1418,6 @@ async fn a_patient_and_staff_rescheduling_at_once_exactly_one_change_wins() {
 
 // ---- the emails' links, followed by a mail scanner ----------------------------------------
 
-#[derive(QueryableByName)]
-struct TableName {
-    #[diesel(sql_type = Text)]
-    name: String,
-}
-
-#[derive(QueryableByName)]
-struct TableCount {
-    #[diesel(sql_type = Text)]
-    name: String,
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
-/// The row count of every table.
-fn row_counts(app: &TestApp) -> BTreeMap<String, i64> {
-    let mut conn = clinic_store::pool::get(&app.pool).expect("connection");
-    let conn: &mut clinic_store::DbConnection = &mut conn;
-    let list = match conn {
-        clinic_store::DbConnection::Sqlite(_) => "SELECT name FROM sqlite_master WHERE type = 'table'",
-        clinic_store::DbConnection::Postgresql(_) => {
-            "SELECT table_name::text AS name FROM information_schema.tables \
-             WHERE table_schema = 'public' AND table_type = 'BASE TABLE'"
-        }
-    };
-    let tables: Vec<TableName> = diesel::sql_query(list).load(conn).expect("tables");
-    assert!(tables.len() > 20, "only {} tables", tables.len());
-    let sql = tables
-        .iter()
-        .map(|t| {
-            format!(
-                "SELECT CAST('{}' AS TEXT) AS name, COUNT(*) AS n FROM \"{}\"",
-                t.name, t.name
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(" UNION ALL ");
-    let counts: Vec<TableCount> = diesel::sql_query(sql).load(conn).expect("counts");
-    counts.into_iter().map(|c| (c.name, c.n)).collect()
-}
-
 /// Every appointment's version and every outbox row's state, read without an audit event.
 fn versions_and_outbox(app: &TestApp) -> (BTreeMap<String, i64>, BTreeMap<String, String>) {
     use clinic_store::schema::{appointments, outbox};
@@ -1604,7 +1562,7 @@ async fn following_every_link_of_the_real_emails_with_gets_changes_nothing() {
         "the emails link the visit's page and the booking page: {urls:?}"
     );
 
-    let counts = row_counts(&c.app);
+    let counts = c.app.row_counts();
     let (versions, outbox) = versions_and_outbox(&c.app);
     let last_event = newest_audit_id(&c.app);
     let mut seen = BTreeSet::new();
@@ -1639,7 +1597,7 @@ async fn following_every_link_of_the_real_emails_with_gets_changes_nothing() {
     );
     assert!(pages >= 6, "{pages} pages");
 
-    let mut after = row_counts(&c.app);
+    let mut after = c.app.row_counts();
     let mut before = counts.clone();
     assert!(
         after.get("audit_events") > before.get("audit_events"),

@@ -278,3 +278,48 @@ impl TestApp {
         (patients, events.len())
     }
 }
+
+#[derive(diesel::QueryableByName)]
+struct TableName {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    name: String,
+}
+
+#[derive(diesel::QueryableByName)]
+struct TableCount {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    name: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+impl TestApp {
+    /// The row count of every table of the database, for proving a request stored nothing.
+    /// Nothing is excluded (a token's `last_used_at` is an update, not a row).
+    pub fn row_counts(&self) -> std::collections::BTreeMap<String, i64> {
+        use diesel::RunQueryDsl;
+        let mut conn = clinic_store::pool::get(&self.pool).expect("a connection for the row counts");
+        let conn: &mut clinic_store::DbConnection = &mut conn;
+        let list = match conn {
+            clinic_store::DbConnection::Sqlite(_) => "SELECT name FROM sqlite_master WHERE type = 'table'",
+            clinic_store::DbConnection::Postgresql(_) => {
+                "SELECT table_name::text AS name FROM information_schema.tables \
+                 WHERE table_schema = 'public' AND table_type = 'BASE TABLE'"
+            }
+        };
+        let tables: Vec<TableName> = diesel::sql_query(list).load(conn).expect("list the tables");
+        assert!(tables.len() > 20, "only {} tables found", tables.len());
+        let sql = tables
+            .iter()
+            .map(|t| {
+                format!(
+                    "SELECT CAST('{}' AS TEXT) AS name, COUNT(*) AS n FROM \"{}\"",
+                    t.name, t.name
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ");
+        let counts: Vec<TableCount> = diesel::sql_query(sql).load(conn).expect("count the rows");
+        counts.into_iter().map(|c| (c.name, c.n)).collect()
+    }
+}
