@@ -966,7 +966,7 @@ impl Clinic {
                     let marker = format!(" {name}=\"");
                     tag.find(&marker).map(|at| {
                         let rest = &tag[at + marker.len()..];
-                        unescape_html(&rest[..rest.find('"').unwrap_or(rest.len())])
+                        common::unescape_html(&rest[..rest.find('"').unwrap_or(rest.len())])
                     })
                 };
                 let (Some(name), Some(kind)) = (attr("name"), attr("type")) else {
@@ -981,39 +981,6 @@ impl Clinic {
         }
         Err(format!("no page at {path} or one level up shows a form posting to it"))
     }
-}
-
-/// The text of an HTML attribute value (the entities minijinja writes).
-fn unescape_html(s: &str) -> String {
-    let mut out = String::new();
-    let mut rest = s;
-    while let Some(at) = rest.find('&') {
-        out.push_str(&rest[..at]);
-        let tail = &rest[at..];
-        let Some(end) = tail.find(';') else {
-            out.push_str(tail);
-            return out;
-        };
-        let entity = &tail[1..end];
-        let ch = match entity {
-            "amp" => Some('&'),
-            "lt" => Some('<'),
-            "gt" => Some('>'),
-            "quot" => Some('"'),
-            _ => entity
-                .strip_prefix("#x")
-                .and_then(|h| u32::from_str_radix(h, 16).ok())
-                .or_else(|| entity.strip_prefix('#').and_then(|d| d.parse().ok()))
-                .and_then(char::from_u32),
-        };
-        match ch {
-            Some(c) => out.push(c),
-            None => out.push_str(&tail[..=end]),
-        }
-        rest = &tail[end + 1..];
-    }
-    out.push_str(rest);
-    out
 }
 
 /// Puts the fixture's patient and provider where the example names one, and lists any other

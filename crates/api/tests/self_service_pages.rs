@@ -66,40 +66,6 @@ fn weekday_by(d: NaiveDate) -> NaiveDate {
     d
 }
 
-/// The HTML with the entities minijinja writes decoded (it writes `/` as `&#x2f;`).
-fn unescape(s: &str) -> String {
-    let mut out = String::new();
-    let mut rest = s;
-    while let Some(at) = rest.find('&') {
-        out.push_str(&rest[..at]);
-        let tail = &rest[at..];
-        let Some(end) = tail.find(';').filter(|e| *e <= 10) else {
-            out.push('&');
-            rest = &tail[1..];
-            continue;
-        };
-        let entity = &tail[1..end];
-        let ch = match entity {
-            "amp" => Some('&'),
-            "lt" => Some('<'),
-            "gt" => Some('>'),
-            "quot" => Some('"'),
-            _ => entity
-                .strip_prefix("#x")
-                .and_then(|h| u32::from_str_radix(h, 16).ok())
-                .or_else(|| entity.strip_prefix('#').and_then(|d| d.parse().ok()))
-                .and_then(char::from_u32),
-        };
-        match ch {
-            Some(c) => out.push(c),
-            None => out.push_str(&tail[..=end]),
-        }
-        rest = &tail[end + 1..];
-    }
-    out.push_str(rest);
-    out
-}
-
 /// Every value that follows `marker` up to the next `"` (in decoded HTML).
 fn values_after(html: &str, marker: &str) -> Vec<String> {
     html.match_indices(marker)
@@ -196,7 +162,7 @@ fn assert_private_headers(res: &TestResponse, what: &str) {
 fn assert_refused(res: &TestResponse, status: u16, heading: &str, what: &str) {
     assert_eq!(res.status.as_u16(), status, "{what}: {}", res.text());
     assert_private_page(res, what);
-    let html = unescape(&res.text());
+    let html = common::unescape_html(&res.text());
     assert!(html.contains(heading), "{what}: expected {heading:?} in\n{html}");
     assert!(!html.contains("<form"), "{what} offers no form:\n{html}");
 }
@@ -322,7 +288,7 @@ impl Clinic {
     async fn page(&self, path: &str) -> String {
         let res = self.get(path).await;
         assert_eq!(res.status, StatusCode::OK, "GET {path}: {}", res.text());
-        unescape(&res.text())
+        common::unescape_html(&res.text())
     }
 
     async fn appointment(&self, a: &Value) -> Value {
@@ -535,7 +501,7 @@ async fn the_visit_page_shows_when_in_the_patients_zone_what_its_state_and_the_a
     let res = c.get(&path).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text());
     assert_private_page(&res, "the visit page");
-    let html = unescape(&res.text());
+    let html = common::unescape_html(&res.text());
     for expected in [
         "<dd>Wednesday, January 13, 2027 at 11:00 AM EST (America/New_York)</dd>",
         "<dd>Consultation with Dr. Ana Ruiz</dd>",
@@ -605,7 +571,7 @@ async fn rescheduling_to_an_offered_time_moves_the_visit_and_plans_the_update_em
     let res = c.get(&format!("{path}/reschedule")).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text());
     assert_private_page(&res, "the reschedule page");
-    let html = unescape(&res.text());
+    let html = common::unescape_html(&res.text());
     assert!(html.contains("Times are shown in America/New York."), "{html}");
     let offered = slots(&html);
     assert!(!offered.is_empty(), "{html}");
@@ -664,7 +630,7 @@ async fn cancelling_with_a_reason_cancels_and_plans_the_cancellation_email() {
     let res = c.get(&format!("{path}/cancel")).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text());
     assert_private_page(&res, "the cancel page");
-    let html = unescape(&res.text());
+    let html = common::unescape_html(&res.text());
     assert!(
         html.contains("Cancel this appointment?") && html.contains(&format!("action=\"{path}/cancel\"")),
         "{html}"
@@ -715,7 +681,7 @@ async fn within_the_cutoff_the_page_offers_only_the_phone_and_actions_are_refuse
     let res = c.get(&path).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text());
     assert_private_page(&res, "the visit page within the cut-off");
-    let html = unescape(&res.text());
+    let html = common::unescape_html(&res.text());
     assert!(
         html.contains("It is too close to the appointment to change it online."),
         "{html}"
@@ -922,7 +888,7 @@ async fn no_time_chosen_is_422_and_a_time_not_offered_is_409_and_neither_changes
         let res = c.post_form(&format!("{path}/reschedule"), &form).await;
         assert_eq!(res.status, StatusCode::UNPROCESSABLE_ENTITY, "{form}: {}", res.text());
         assert_private_page(&res, "no time chosen");
-        let html = unescape(&res.text());
+        let html = common::unescape_html(&res.text());
         assert!(
             html.contains("Please choose one of the times.") && !slots(&html).is_empty(),
             "the page again, with its times: {html}"
@@ -1003,7 +969,7 @@ async fn a_cancelled_visits_link_says_so_and_a_cancelled_refill_offers_booking_a
     let res = c.get(&c.visit_path(&a)).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text());
     assert_private_page(&res, "a cancelled visit");
-    let html = unescape(&res.text());
+    let html = common::unescape_html(&res.text());
     assert!(
         html.contains("This appointment is cancelled.") && html.contains("<dd>Cancelled</dd>"),
         "{html}"
@@ -1138,7 +1104,7 @@ async fn a_refill_link_never_offers_or_accepts_a_time_after_the_due_date() {
     let res = c.get(&path).await;
     assert_eq!(res.status, StatusCode::OK, "{}", res.text());
     assert_private_page(&res, "the booking page");
-    let html = unescape(&res.text());
+    let html = common::unescape_html(&res.text());
     assert!(html.contains("Please come in by"), "{html}");
     let offered = slots(&html);
     assert!(!offered.is_empty(), "{html}");
@@ -1185,7 +1151,7 @@ async fn a_refill_link_never_offers_or_accepts_a_time_after_the_due_date() {
     assert_eq!(res.status, StatusCode::CONFLICT, "{}", res.text());
     assert_private_page(&res, "a time after the due date");
     assert!(
-        unescape(&res.text()).contains("That time was just taken. Please choose another."),
+        common::unescape_html(&res.text()).contains("That time was just taken. Please choose another."),
         "{}",
         res.text()
     );
@@ -1284,13 +1250,13 @@ async fn two_tabs_booking_two_times_book_one_visit() {
     } else {
         &second
     };
-    let html = unescape(&refused.text());
+    let html = common::unescape_html(&refused.text());
     assert!(html.contains("Your visit is booked"), "the booked page: {html}");
     assert_eq!(c.appointments_of_type("refill").await.len(), 1);
     // One after the other.
     let res = c.post_form(&path, &format!("slot={}", offered[3])).await;
     assert_eq!(res.status, StatusCode::CONFLICT, "{}", res.text());
-    assert!(unescape(&res.text()).contains("Your visit is booked"));
+    assert!(common::unescape_html(&res.text()).contains("Your visit is booked"));
     assert_eq!(c.appointments_of_type("refill").await.len(), 1);
     // No time chosen.
     let res = c.post_form(&path, "").await;
@@ -1345,7 +1311,7 @@ async fn staff_moving_the_visit_after_the_page_was_shown_makes_the_patients_form
         .await;
     assert_refused(&res, 409, "This appointment has changed", "the patient's stale form");
     assert!(
-        unescape(&res.text()).contains("Please open the link again to see it as it is now."),
+        common::unescape_html(&res.text()).contains("Please open the link again to see it as it is now."),
         "{}",
         res.text()
     );
@@ -1408,7 +1374,7 @@ async fn a_patient_and_staff_rescheduling_at_once_exactly_one_change_wins() {
             assert_eq!(moves[0]["actor_type"], "token");
             assert_refused(&patient, 409, "This appointment has changed", "the patient who lost");
             assert!(
-                unescape(&patient.text()).contains("Please open the link again to see it as it is now."),
+                common::unescape_html(&patient.text()).contains("Please open the link again to see it as it is now."),
                 "{}",
                 patient.text()
             );
@@ -1554,7 +1520,7 @@ async fn following_every_link_of_the_real_emails_with_gets_changes_nothing() {
         let parts = text_parts(raw);
         assert!(parts.len() >= 2, "a text and an HTML part: {raw}");
         for part in parts {
-            urls.extend(our_urls(&unescape(&part)));
+            urls.extend(our_urls(&common::unescape_html(&part)));
         }
     }
     assert!(
@@ -1576,7 +1542,7 @@ async fn following_every_link_of_the_real_emails_with_gets_changes_nothing() {
         assert_eq!(res.status, StatusCode::OK, "GET {url}: {}", res.text());
         pages += 1;
         // One level on: every link on that page to our own site.
-        for href in values_after(&unescape(&res.text()), "href=\"") {
+        for href in values_after(&common::unescape_html(&res.text()), "href=\"") {
             let next = href.strip_prefix(ORIGIN).unwrap_or(&href).to_owned();
             if !next.starts_with('/') || next.starts_with("//") || !seen.insert(next.clone()) {
                 continue;
@@ -1691,7 +1657,7 @@ async fn every_page_and_refusal_is_private_scriptless_and_says_nothing_clinical(
             _ => assert_eq!(code, 200, "{what}: {}", res.text()),
         }
     }
-    let html = unescape(&checked[0].0.text());
+    let html = common::unescape_html(&checked[0].0.text());
     assert!(
         html.contains("<dd>Appointment with Dr. Ana Ruiz</dd>"),
         "a refill is an appointment on the page: {html}"
