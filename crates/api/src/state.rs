@@ -66,6 +66,8 @@ pub struct AppState {
     pub composer: Arc<clinic_reminders::compose::Composer>,
     /// The first-come, first-served queue in front of [`Self::pool`].
     pub db_gate: DbGate,
+    /// The self-service settings the patients' pages show (cleared when they are saved).
+    pub self_service_settings: clinic_flows::self_service::SettingsCache,
 }
 
 /// A fair queue for pooled connections, one permit per connection.

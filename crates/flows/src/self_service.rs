@@ -21,7 +21,7 @@ use clinic_reminders::outreach::{self, NewEntry, Reason};
 use clinic_reminders::patient_links::{self, LinkSubject, PatientLinks};
 use clinic_reminders::self_service::{self as policy, RescheduleTo, SelfServiceSettings};
 use clinic_scheduling::appointments::{self, Appointment, Booking, NewAppointment};
-use clinic_scheduling::providers::{self, Provider};
+use clinic_scheduling::providers::Provider;
 use clinic_scheduling::types::REFILL;
 use clinic_store::{dialect, DbConnection};
 
@@ -33,6 +33,7 @@ use crate::FlowError;
 pub struct Links {
     pub signer: PatientLinks,
     pub times: TimesCache,
+    pub settings: SettingsCache,
 }
 
 impl Links {
@@ -58,8 +59,8 @@ pub struct TimesCache(moka::sync::Cache<TimesKey, FreeTimes>);
 /// Type code, provider (or any), window start and end (Unix seconds).
 type TimesKey = (String, Option<ProviderId>, i64, i64);
 
-/// Each provider's free times, as `appointments::availability` answers.
-type FreeTimes = std::sync::Arc<Vec<(Provider, Vec<Slot>)>>;
+/// The providers' free times merged and sorted, as [`Offer`] holds them.
+type FreeTimes = std::sync::Arc<Offer>;
 
 /// How long an answer is kept.
 pub const TIMES_TTL: std::time::Duration = std::time::Duration::from_secs(5);
@@ -79,6 +80,41 @@ impl TimesCache {
     /// After any change to a calendar.
     pub fn clear(&self) {
         self.0.invalidate_all();
+    }
+}
+
+/// The clinic's self-service settings as the pages show them, kept for [`TIMES_TTL`]: every
+/// page read them, one round trip each. Whoever saves them clears it (the API does); another
+/// instance's change shows on its pages within the TTL. Actions (confirm, reschedule, cancel,
+/// book) always read the stored settings, so a page shown before a change cannot act against it.
+#[derive(Clone)]
+pub struct SettingsCache(moka::sync::Cache<(), std::sync::Arc<SelfServiceSettings>>);
+
+impl Default for SettingsCache {
+    fn default() -> Self {
+        Self(
+            moka::sync::Cache::builder()
+                .max_capacity(1)
+                .time_to_live(TIMES_TTL)
+                .build(),
+        )
+    }
+}
+
+impl SettingsCache {
+    /// After the settings are saved.
+    pub fn clear(&self) {
+        self.0.invalidate_all();
+    }
+
+    /// The settings for a page: kept ones, else the stored ones.
+    fn for_page(&self, conn: &mut DbConnection) -> Result<std::sync::Arc<SelfServiceSettings>, FlowError> {
+        if let Some(kept) = self.0.get(&()) {
+            return Ok(kept);
+        }
+        let stored = std::sync::Arc::new(policy::load(conn)?.settings);
+        self.0.insert((), stored.clone());
+        Ok(stored)
     }
 }
 
@@ -230,26 +266,27 @@ fn open(
     ))
 }
 
-/// The appointment a visit link names, if it exists.
-fn appointment_of(conn: &mut DbConnection, subject: LinkSubject) -> Result<Option<Appointment>, FlowError> {
+/// The appointment a visit link names, with its provider's name, if it exists.
+fn appointment_of(conn: &mut DbConnection, subject: LinkSubject) -> Result<Option<(Appointment, String)>, FlowError> {
     let LinkSubject::Appointment(id) = subject else {
         return Ok(None);
     };
-    match appointments::load(conn, id) {
+    match appointments::load_with_provider_name(conn, id) {
         Ok(a) => Ok(Some(a)),
         Err(clinic_scheduling::SchedulingError::NotFound(_)) => Ok(None),
         Err(e) => Err(e.into()),
     }
 }
 
-/// Opens a visit link: the appointment as it is now, unless the link is over.
+/// Opens a visit link: the appointment as it is now and its provider's name, unless the
+/// link is over.
 fn open_visit(
     conn: &mut DbConnection,
     links: &Links,
     token: &str,
     request_id: Option<String>,
     now: DateTime<Utc>,
-) -> Result<(Opened, Appointment), SelfServiceError> {
+) -> Result<(Opened, Appointment, String), SelfServiceError> {
     let mut found = None;
     let (opened, _) = open(
         conn,
@@ -257,17 +294,17 @@ fn open_visit(
         token,
         |conn, subject| {
             found = appointment_of(conn, subject)?;
-            Ok(found.as_ref().map(|a| a.patient_id))
+            Ok(found.as_ref().map(|(a, _)| a.patient_id))
         },
         request_id,
     )?;
-    let a = found.ok_or(SelfServiceError::Refused(Refused::Invalid))?;
+    let (a, provider_name) = found.ok_or(SelfServiceError::Refused(Refused::Invalid))?;
     // The link lives until the end of the visit's day, as the visit is now.
     let zone = a.provider_zone;
     if now >= worklist::end_of_day(zone, zone.local_date(a.start)) {
         return Err(SelfServiceError::Refused(Refused::Expired));
     }
-    Ok((opened, a))
+    Ok((opened, a, provider_name))
 }
 
 /// What the patient may do with `a` now.
@@ -275,7 +312,7 @@ fn visit_view(
     conn: &mut DbConnection,
     links: &Links,
     opened: &Opened,
-    a: Appointment,
+    (a, provider_name): (Appointment, String),
     settings: &SelfServiceSettings,
     clinic_zone: ClinicZone,
     now: DateTime<Utc>,
@@ -294,7 +331,6 @@ fn visit_view(
     } else {
         None
     };
-    let provider_name = providers::get(conn, a.provider_id)?.name;
     Ok(Visit {
         provider_name,
         patient_zone: opened.patient.time_zone,
@@ -358,9 +394,9 @@ pub fn visit(
     clinic_zone: ClinicZone,
     now: DateTime<Utc>,
 ) -> Result<Visit, SelfServiceError> {
-    let (opened, a) = open_visit(conn, links, token, request_id, now)?;
-    let settings = policy::load(conn)?.settings;
-    let view = visit_view(conn, links, &opened, a, &settings, clinic_zone, now)?;
+    let (opened, a, provider_name) = open_visit(conn, links, token, request_id, now)?;
+    let settings = links.settings.for_page(conn)?;
+    let view = visit_view(conn, links, &opened, (a, provider_name), &settings, clinic_zone, now)?;
     audit.record(vec![read_event(
         &opened.actor,
         "appointment.read",
@@ -385,7 +421,7 @@ fn refill_deadline(
 
 /// Free times, each with the index of its provider in `providers` (a provider is cloned
 /// only for the times a page shows, not for each of the thousands of free quarter hours).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Offer {
     providers: Vec<Provider>,
     /// Soonest first.
@@ -410,8 +446,9 @@ impl Offer {
             if days.len() == MAX_DAYS {
                 break;
             }
-            let day = zone.local_date(first.start);
-            let n = rest.iter().take_while(|(_, s)| zone.local_date(s.start) == day).count();
+            // One zone lookup per day rather than per free quarter hour.
+            let day_ends = worklist::end_of_day(zone, zone.local_date(first.start));
+            let n = rest.iter().take_while(|(_, s)| s.start < day_ends).count();
             let (today, later) = rest.split_at(n);
             days.push(today);
             rest = later;
@@ -459,37 +496,44 @@ fn offered_slots(
         asked_from.timestamp(),
         until.timestamp(),
     );
-    let found = match times.0.get(&key) {
-        Some(found) => found,
-        None => {
-            let window = Span::new(asked_from, until);
-            let found = std::sync::Arc::new(appointments::availability(
-                conn,
-                provider,
-                type_code,
-                window,
-                clinic_zone,
-                asked_now,
-            )?);
-            times.0.insert(key, found.clone());
-            found
+    let work_out = |conn: &mut DbConnection| -> Result<FreeTimes, FlowError> {
+        let window = Span::new(asked_from, until);
+        let free = appointments::availability(conn, provider, type_code, window, clinic_zone, asked_now)?;
+        // Merged and sorted once per answer kept, not on every page that reads it.
+        let mut offer = Offer::default();
+        for (i, (p, slots)) in free.into_iter().enumerate() {
+            offer
+                .slots
+                .extend(slots.into_iter().filter(|s| s.start < until).map(|s| (i, s)));
+            offer.providers.push(p);
         }
+        let providers = &offer.providers;
+        offer
+            .slots
+            .sort_by(|(a, x), (b, y)| (x.start, &providers[*a].name).cmp(&(y.start, &providers[*b].name)));
+        Ok(std::sync::Arc::new(offer))
     };
-    let mut offer = Offer::default();
-    for (i, (p, slots)) in found.iter().enumerate() {
-        offer.slots.extend(
-            slots
-                .iter()
-                .filter(|s| s.start >= from && s.start < until)
-                .map(|s| (i, *s)),
-        );
-        offer.providers.push(p.clone());
-    }
-    let providers = &offer.providers;
-    offer
-        .slots
-        .sort_by(|(a, x), (b, y)| (x.start, &providers[*a].name).cmp(&(y.start, &providers[*b].name)));
-    Ok(offer)
+    // When an answer runs out while many pages ask for it (a batch of reminders), one of them
+    // works it out and the others wait for that answer instead of all working it out at once.
+    let mut failed = None;
+    let found = match times.0.try_get_with(key, || {
+        work_out(&mut *conn).map_err(|e| {
+            failed = Some(e);
+        })
+    }) {
+        Ok(found) => found,
+        Err(_) => match failed {
+            Some(e) => return Err(e),
+            // Another page's attempt failed while this one waited: try once more, uncached.
+            None => work_out(conn)?,
+        },
+    };
+    // The answer is as of the start of the minute: the times before `from` are dropped.
+    let first = found.slots.partition_point(|(_, s)| s.start < from);
+    Ok(Offer {
+        providers: found.providers.clone(),
+        slots: found.slots[first..].to_vec(),
+    })
 }
 
 /// The times a visit may move to: the same type, the providers the clinic allows, from now
@@ -533,7 +577,7 @@ pub fn reschedule_options(
     if !v.can_reschedule {
         return Ok((v, Vec::new()));
     }
-    let settings = policy::load(conn)?.settings;
+    let settings = links.settings.for_page(conn)?;
     // The page shows a spread of them; a post may take any free one (the spread of a calendar
     // that changed since would drop times that are still free).
     let slots = reschedule_slots(conn, &links.times, &v.appointment, &settings, clinic_zone, now)?.spread(clinic_zone);
@@ -550,9 +594,9 @@ fn for_action(
     clinic_zone: ClinicZone,
     now: DateTime<Utc>,
 ) -> Result<(Opened, Visit, SelfServiceSettings), SelfServiceError> {
-    let (opened, a) = open_visit(conn, links, token, request_id, now)?;
+    let (opened, a, provider_name) = open_visit(conn, links, token, request_id, now)?;
     let settings = policy::load(conn)?.settings;
-    let v = visit_view(conn, links, &opened, a, &settings, clinic_zone, now)?;
+    let v = visit_view(conn, links, &opened, (a, provider_name), &settings, clinic_zone, now)?;
     // The version the page showed, locked: a change committed since (staff, another tab)
     // makes the form stale rather than being overwritten by it.
     if v.appointment.version != expected_version
@@ -762,7 +806,7 @@ pub fn refill(
     now: DateTime<Utc>,
 ) -> Result<Refill, SelfServiceError> {
     let (opened, pump) = open_refill(conn, links, token, request_id, clinic_zone, now)?;
-    let settings = policy::load(conn)?.settings;
+    let settings = links.settings.for_page(conn)?;
     if !settings.refill_booking {
         return Err(SelfServiceError::PhoneOnly(PhoneOnly::NotOffered));
     }

@@ -113,6 +113,28 @@ pub fn load(conn: &mut DbConnection, id: AppointmentId) -> Result<Appointment, S
     to_appointment(row)
 }
 
+/// One appointment with its provider's name, in one query (the patient's manage page shows
+/// both), not audited.
+pub fn load_with_provider_name(
+    conn: &mut DbConnection,
+    id: AppointmentId,
+) -> Result<(Appointment, String), SchedulingError> {
+    let (row, type_name, zone, provider_name): (Row, String, String, String) = appointments::table
+        .inner_join(appointment_types::table)
+        .inner_join(provider_table::table)
+        .select((
+            appointments::all_columns,
+            appointment_types::name,
+            provider_table::time_zone,
+            provider_table::name,
+        ))
+        .filter(appointments::id.eq(id.to_string()))
+        .first(conn)
+        .optional()?
+        .ok_or(SchedulingError::NotFound("appointment"))?;
+    Ok((to_appointment((row, type_name, zone))?, provider_name))
+}
+
 /// The blocked spans of a provider's live appointments overlapping `window`, by start.
 fn busy(
     conn: &mut DbConnection,

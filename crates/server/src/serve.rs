@@ -221,6 +221,7 @@ pub fn run(settings: Settings, scheduler: bool) -> Result<(), String> {
         audit: AuditWriter::start(settings.database_url.clone()),
         composer: composer.clone(),
         db_gate: DbGate::for_pool(&db_pool, &settings.database_url),
+        self_service_settings: Default::default(),
     };
 
     let system = actix_web::rt::System::new();

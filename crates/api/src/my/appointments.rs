@@ -80,8 +80,10 @@ async fn load_visit(
     token: String,
 ) -> Result<Result<Visit, SelfServiceError>, ApiError> {
     let c = LinkCall::new(state, req, &token);
+    // A handful of reads by key (the visit with its provider, the patient, the link
+    // generation, the settings): on the worker thread when a connection is free at once.
     state
-        .db_audited(move |conn, audit| {
+        .db_audited_keyed(move |conn, audit| {
             split(flows::visit(
                 conn,
                 audit,

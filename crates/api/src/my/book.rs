@@ -56,6 +56,8 @@ async fn booking_page(
     problem: Option<&str>,
 ) -> Result<HttpResponse, ApiError> {
     let c = LinkCall::new(state, req, &token);
+    // On the blocking pool, not the worker thread: working out free times that are not
+    // kept (`TimesCache`) reads several calendars, and other pages asking the same wait for it.
     let outcome = state
         .db_audited(move |conn, audit| {
             split(flows::refill(

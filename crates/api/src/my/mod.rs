@@ -53,6 +53,7 @@ impl LinkCall {
             links: clinic_flows::self_service::Links {
                 signer: state.composer.patient_links(),
                 times: state.availability.times(),
+                settings: state.self_service_settings.clone(),
             },
             zone: state.clinic.time_zone,
             now: state.now(),

@@ -143,5 +143,7 @@ pub async fn update_self_service_settings(
     let stored = state
         .db(move |conn| self_service::save(conn, &actor, version, &doc, now))
         .await?;
+    // The pages of this process show the change at once (others within a few seconds).
+    state.self_service_settings.clear();
     Ok(web::Json(settings_dto(&stored)))
 }
