@@ -396,6 +396,13 @@ impl<S: RequiredScope> FromRequest for Authorized<S> {
     }
 }
 
+/// The request's id (set by the request-id middleware), for the audit events of pages that
+/// have no token to carry it.
+pub fn request_id_of(req: &HttpRequest) -> Option<String> {
+    use actix_web::HttpMessage;
+    req.extensions().get::<RequestId>().map(|r| r.0.clone())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,7 @@
 //! capability crate inside [`state::AppState::db`], and turn the result back into a DTO.
 
 pub mod availability_cache;
+pub mod console;
 pub mod content_cache;
 pub mod edge;
 pub mod extract;

@@ -9,6 +9,8 @@ use utoipa::{PartialSchema, ToSchema};
 use crate::problem::Problem;
 
 pub const BEARER: &str = "bearer";
+/// The security scheme of `/metrics` when `CLINIC_METRICS_TOKEN` is set.
+pub const METRICS_TOKEN: &str = "metrics_token";
 
 /// A string schema with a description, a pattern and a maximum length: the shape of the
 /// named text types below.
@@ -211,6 +213,15 @@ pub fn finish(mut api: OpenApi) -> OpenApi {
                 .scheme(HttpAuthScheme::Bearer)
                 .bearer_format("clinic_<64 hex digits>")
                 .description(Some("An API token from `clinic token create` or POST /api/v1/tokens"))
+                .build(),
+        ),
+    );
+    components.add_security_scheme(
+        METRICS_TOKEN,
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .description(Some("The value of CLINIC_METRICS_TOKEN, when the server sets it"))
                 .build(),
         ),
     );

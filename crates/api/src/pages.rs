@@ -41,6 +41,18 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("my/cancel.html", include_str!("../templates/my/cancel.html")),
         ("my/book.html", include_str!("../templates/my/book.html")),
         ("my/refused.html", include_str!("../templates/my/refused.html")),
+        (
+            "console/set_password.html",
+            include_str!("../templates/console/set_password.html"),
+        ),
+        (
+            "console/password_set.html",
+            include_str!("../templates/console/password_set.html"),
+        ),
+        (
+            "console/refused.html",
+            include_str!("../templates/console/refused.html"),
+        ),
     ] {
         if let Err(e) = env.add_template(name, source) {
             tracing::error!(template = name, error = %e, "invalid embedded template");

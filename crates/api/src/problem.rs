@@ -173,6 +173,11 @@ impl From<clinic_auth::AuthError> for ApiError {
         match e {
             clinic_auth::AuthError::NotFound => ApiError::NotFound("token"),
             clinic_auth::AuthError::InvalidToken => ApiError::Unauthorized,
+            clinic_auth::AuthError::UserNotFound => ApiError::NotFound("user"),
+            clinic_auth::AuthError::EmailTaken => ApiError::Conflict {
+                code: "email_taken",
+                detail: "a user with this email exists".into(),
+            },
             clinic_auth::AuthError::Store(s) => s.into(),
         }
     }

@@ -68,6 +68,8 @@ pub struct AppState {
     pub db_gate: DbGate,
     /// The self-service settings the patients' pages show (cleared when they are saved).
     pub self_service_settings: clinic_flows::self_service::SettingsCache,
+    /// The bearer value `/metrics` requires (`CLINIC_METRICS_TOKEN`); `None` leaves it open.
+    pub metrics_token: Option<Arc<str>>,
 }
 
 /// A fair queue for pooled connections, one permit per connection.

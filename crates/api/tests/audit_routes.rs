@@ -110,6 +110,14 @@ const NOT_PATIENT_DATA: &[(&str, &str)] = &[
     ("email_stop_page", "public HTML page: checks the link's signature, reads no record"),
     ("article_index_page", "public HTML content"),
     ("article_page", "public HTML content"),
+    // A staff member's own account (no patient data); setting the password is audited as
+    // `user.password_set` (crates/api/tests/console_set_password.rs).
+    (
+        "set_password_page",
+        "shows the staff member's own address to the holder of their one-time link",
+    ),
+    ("set_password", "sets the link holder's own password; audited as user.password_set"),
+    ("password_set_page", "a static confirmation page"),
     // Content.
     ("list_articles", "public content"),
     ("get_article", "public content"),

@@ -767,6 +767,18 @@ impl Clinic {
             },
             0,
         );
+        // A staff member's set-password link, as `clinic user create` prints it.
+        let set_password_token = {
+            let mut conn = clinic_store::pool::get(&app.pool).expect("connection");
+            let new =
+                clinic_auth::users::NewUser::parse("staff@clinic.example", "Staff Member", "viewer").expect("user");
+            let actor = clinic_patients::audit::Actor::system();
+            let user = clinic_flows::users::create(&mut conn, &actor, new, None, app.state().now()).expect("user");
+            let signer = clinic_flows::users::password_links(app.state().composer.link_secret());
+            let path = clinic_flows::users::password_link(&mut conn, &actor, &signer, user.id, app.state().now())
+                .expect("link");
+            path.rsplit('/').next().expect("token").to_owned()
+        };
         let token = created(
             app.post(
                 "/api/v1/tokens",
@@ -829,6 +841,7 @@ impl Clinic {
             (("outreach", "id"), id_of(&outreach, "outreach entry")),
             (("appointments", "token"), appointment_token),
             (("book", "token"), refill_token),
+            (("set-password", "token"), set_password_token),
         ]);
         // The "stop emailing me" link of the reminder's email.
         let stop = app.state().composer.links.sign(
@@ -1038,8 +1051,10 @@ async fn send(app: &TestApp, op: &Operation, uri: &str, body: Option<&Value>) ->
             for (k, v) in b.as_object().into_iter().flatten() {
                 form.append_pair(k, v.as_str().unwrap_or_default());
             }
+            // As a browser posts a page's form: from the page's own origin.
             req = req
                 .insert_header((header::CONTENT_TYPE, "application/x-www-form-urlencoded"))
+                .insert_header((header::ORIGIN, "http://clinic.test"))
                 .set_payload(form.finish());
         }
         Some(b) => req = req.set_json(b),

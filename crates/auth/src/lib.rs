@@ -1,4 +1,4 @@
-//! `clinic-auth`: API tokens.
+//! `clinic-auth`: API tokens, staff accounts ([`users`]) and their passwords ([`passwords`]).
 //!
 //! A token is `clinic_` followed by 64 hex digits of randomness. Only its SHA-256 hash is
 //! stored; the secret is shown once, when it is made. Tokens carry scopes, may expire and
@@ -15,6 +15,9 @@ use diesel::prelude::*;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
+pub mod passwords;
+pub mod users;
+
 /// The prefix every token starts with, so leaked tokens are easy to find in scanners.
 pub const TOKEN_PREFIX: &str = "clinic_";
 
@@ -24,6 +27,10 @@ pub enum AuthError {
     NotFound,
     #[error("invalid, expired or revoked token")]
     InvalidToken,
+    #[error("user not found")]
+    UserNotFound,
+    #[error("a user with this email exists")]
+    EmailTaken,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -147,6 +154,7 @@ struct TokenRow {
     expires_at: Option<chrono::NaiveDateTime>,
     revoked_at: Option<chrono::NaiveDateTime>,
     last_used_at: Option<chrono::NaiveDateTime>,
+    user_id: Option<String>,
 }
 
 impl TokenRow {
@@ -189,6 +197,7 @@ pub fn create(conn: &mut DbConnection, new: NewToken, now: DateTime<Utc>) -> Res
         expires_at: new.expires_at.map(time::to_db),
         revoked_at: None,
         last_used_at: None,
+        user_id: None,
     };
     dialect::write_transaction(conn, |conn| {
         diesel::insert_into(api_tokens::table).values(&row).execute(conn)

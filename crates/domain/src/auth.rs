@@ -1,4 +1,4 @@
-//! Access scopes carried by API tokens.
+//! Access scopes carried by API tokens, and the staff roles that grant them.
 
 use std::fmt;
 use std::str::FromStr;
@@ -106,9 +106,126 @@ impl ScopeSet {
     }
 }
 
+/// A staff member's role: a fixed set of scopes, each role holding the one before it.
+/// A viewer reads patients, pumps and the calendar; an editor also writes articles; a
+/// scheduler also books and edits patients (not articles); a clinician also records fills
+/// and programmes; an admin does everything (settings, users, tokens, the audit log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Admin,
+    Clinician,
+    Scheduler,
+    Editor,
+    Viewer,
+}
+
+impl Role {
+    pub const ALL: [Role; 5] = [
+        Role::Admin,
+        Role::Clinician,
+        Role::Scheduler,
+        Role::Editor,
+        Role::Viewer,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Clinician => "clinician",
+            Role::Scheduler => "scheduler",
+            Role::Editor => "editor",
+            Role::Viewer => "viewer",
+        }
+    }
+
+    /// The scopes the role grants.
+    pub fn scopes(&self) -> ScopeSet {
+        use Scope::*;
+        let read = [PatientsRead, PumpsRead];
+        let scopes: Vec<Scope> = match self {
+            Role::Admin => vec![Admin],
+            Role::Clinician => [&read[..], &[PatientsWrite, SchedulingWrite, PumpsWrite]].concat(),
+            Role::Scheduler => [&read[..], &[PatientsWrite, SchedulingWrite]].concat(),
+            Role::Editor => [&read[..], &[ContentWrite]].concat(),
+            Role::Viewer => read.to_vec(),
+        };
+        ScopeSet::new(scopes)
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = FieldError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s).ok_or_else(|| {
+            let known: Vec<&str> = Role::ALL.iter().map(Role::as_str).collect();
+            FieldError::new(
+                "role",
+                "unknown_role",
+                format!("unknown role '{s}'; known: {}", known.join(", ")),
+            )
+        })
+    }
+}
+
+impl ScopeSet {
+    /// The scopes both sets allow: what a personal token may do is what its maker's role
+    /// allows now, never more than the scopes it was made with.
+    pub fn intersect(&self, other: &ScopeSet) -> ScopeSet {
+        ScopeSet::new(
+            Scope::ALL
+                .into_iter()
+                .filter(|s| self.allows(*s) && other.allows(*s))
+                .collect(),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn roles_grant_what_the_docs_say_and_each_holds_the_one_before() {
+        use Scope::*;
+        let allows = |r: Role| {
+            Scope::ALL
+                .into_iter()
+                .filter(|s| r.scopes().allows(*s))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(allows(Role::Viewer), vec![PatientsRead, PumpsRead]);
+        assert_eq!(allows(Role::Editor), vec![PatientsRead, ContentWrite, PumpsRead]);
+        assert_eq!(
+            allows(Role::Scheduler),
+            vec![PatientsRead, PatientsWrite, SchedulingWrite, PumpsRead]
+        );
+        assert_eq!(
+            allows(Role::Clinician),
+            vec![PatientsRead, PatientsWrite, SchedulingWrite, PumpsRead, PumpsWrite]
+        );
+        assert_eq!(allows(Role::Admin), Scope::ALL.to_vec());
+        for r in Role::ALL {
+            assert_eq!(r.as_str().parse::<Role>(), Ok(r));
+        }
+        assert!("root".parse::<Role>().is_err());
+    }
+
+    #[test]
+    fn a_personal_token_never_outgrows_its_makers_role() {
+        let made_with = ScopeSet::new(vec![Scope::Admin]);
+        let now = made_with.intersect(&Role::Scheduler.scopes());
+        assert!(now.allows(Scope::SchedulingWrite) && !now.allows(Scope::PumpsWrite) && !now.allows(Scope::Admin));
+        let narrow = ScopeSet::new(vec![Scope::PatientsRead]);
+        assert_eq!(narrow.intersect(&Role::Admin.scopes()).scopes(), &[Scope::PatientsRead]);
+    }
 
     #[test]
     fn admin_allows_everything_and_others_only_themselves() {

@@ -63,6 +63,10 @@ id_type!(
     TokenId
 );
 id_type!(
+    /// A staff member's account.
+    UserId
+);
+id_type!(
     /// A patient-education article.
     ArticleId
 );

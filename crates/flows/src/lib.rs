@@ -15,7 +15,8 @@
 //! - [`outreach`]: mark an outreach call done;
 //! - [`outbox`]: staff retry or void an email;
 //! - [`articles`]: write, publish and restore articles;
-//! - [`self_service`]: what a patient does from the links in their emails (the same use cases).
+//! - [`self_service`]: what a patient does from the links in their emails (the same use cases);
+//! - [`users`]: staff accounts: make, change, disable, set a password (also from a one-time link).
 //!
 //! [`Actor`]: clinic_patients::audit::Actor
 
@@ -27,6 +28,7 @@ pub mod patients;
 pub mod pumps;
 pub mod requests;
 pub mod self_service;
+pub mod users;
 
 use clinic_store::StoreError;
 

@@ -11,7 +11,7 @@
 use std::sync::{mpsc, Arc, Mutex};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use clinic_domain::ids::TokenId;
+use clinic_domain::ids::{TokenId, UserId};
 use clinic_store::checkpoint::Checkpointer;
 use clinic_store::schema::audit_events;
 use clinic_store::{dialect, time, DatabaseUrl, DbConnection, StoreError};
@@ -28,6 +28,9 @@ pub struct Actor {
     /// A patient acting from the self-service link in an email: which link, as
     /// `appointment:<appointment id>` or `refill:<pump id>` (never a patient id).
     pub link: Option<String>,
+    /// The staff member acting: through a console session (no token) or a personal token
+    /// they made (beside `token_id`).
+    pub user_id: Option<UserId>,
     pub request_id: Option<String>,
 }
 
@@ -42,8 +45,25 @@ impl Actor {
         Self {
             token_id: Some(token_id),
             link: None,
+            user_id: None,
             request_id,
         }
+    }
+
+    /// A staff member signed in to the console (a session, no token).
+    pub fn user(user_id: UserId, request_id: Option<String>) -> Self {
+        Self {
+            token_id: None,
+            link: None,
+            user_id: Some(user_id),
+            request_id,
+        }
+    }
+
+    /// The same actor, naming the person behind it (a personal token's maker).
+    pub fn on_behalf_of(mut self, user_id: Option<UserId>) -> Self {
+        self.user_id = user_id;
+        self
     }
 
     /// A patient acting from the link `link` (see [`Actor::link`]).
@@ -51,23 +71,25 @@ impl Actor {
         Self {
             token_id: None,
             link: Some(link),
+            user_id: None,
             request_id,
         }
     }
 
-    /// What kind of actor this is, as the API and the history show it: `token`,
-    /// `patient_link` or `system`.
+    /// What kind of actor this is, as the API and the history show it: `token` (an API
+    /// token, personal or not), `user` (a console session), `patient_link` or `system`.
     pub fn kind(&self) -> &'static str {
-        kind_of(self.token_id.is_some(), self.link.is_some())
+        kind_of(self.token_id.is_some(), self.link.is_some(), self.user_id.is_some())
     }
 }
 
 /// The actor kind of a stored event or history row.
-pub fn kind_of(has_token: bool, has_link: bool) -> &'static str {
-    match (has_token, has_link) {
-        (true, _) => "token",
-        (false, true) => "patient_link",
-        (false, false) => "system",
+pub fn kind_of(has_token: bool, has_link: bool, has_user: bool) -> &'static str {
+    match (has_token, has_link, has_user) {
+        (true, _, _) => "token",
+        (false, true, _) => "patient_link",
+        (false, false, true) => "user",
+        (false, false, false) => "system",
     }
 }
 
@@ -82,6 +104,8 @@ pub struct AuditEvent {
     pub subject_id: String,
     pub request_id: Option<String>,
     pub actor_link: Option<String>,
+    /// The person, when one acted (with a session or a personal token).
+    pub actor_user_id: Option<String>,
 }
 
 #[derive(Insertable)]
@@ -94,6 +118,7 @@ struct NewEventRow<'a> {
     subject_id: &'a str,
     request_id: Option<&'a str>,
     actor_link: Option<&'a str>,
+    actor_user_id: Option<String>,
 }
 
 #[derive(Queryable)]
@@ -106,6 +131,7 @@ struct EventRow {
     subject_id: String,
     request_id: Option<String>,
     actor_link: Option<String>,
+    actor_user_id: Option<String>,
 }
 
 /// Appends one event. Call inside the transaction of the access it records.
@@ -133,6 +159,7 @@ impl<'a> NewEventRow<'a> {
             subject_id,
             request_id: actor.request_id.as_deref(),
             actor_link: actor.link.as_deref(),
+            actor_user_id: actor.user_id.map(|u| u.to_string()),
         }
     }
 
@@ -358,6 +385,7 @@ struct UnnestEvents<'a> {
     subject_id: Vec<&'a str>,
     request_id: Vec<Option<&'a str>>,
     actor_link: Vec<Option<&'a str>>,
+    actor_user_id: Vec<Option<String>>,
 }
 
 impl<'a> UnnestEvents<'a> {
@@ -370,6 +398,7 @@ impl<'a> UnnestEvents<'a> {
             subject_id: Vec::new(),
             request_id: Vec::new(),
             actor_link: Vec::new(),
+            actor_user_id: Vec::new(),
         };
         for e in events {
             columns.occurred_at.push(time::to_db(e.at));
@@ -379,6 +408,7 @@ impl<'a> UnnestEvents<'a> {
             columns.subject_id.push(&e.subject_id);
             columns.request_id.push(e.actor.request_id.as_deref());
             columns.actor_link.push(e.actor.link.as_deref());
+            columns.actor_user_id.push(e.actor.user_id.map(|u| u.to_string()));
         }
         columns
     }
@@ -396,7 +426,7 @@ impl QueryFragment<Pg> for UnnestEvents<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
         out.push_sql(
             "INSERT INTO audit_events \
-             (occurred_at, actor_token_id, action, subject_type, subject_id, request_id, actor_link) \
+             (occurred_at, actor_token_id, action, subject_type, subject_id, request_id, actor_link, actor_user_id) \
              SELECT * FROM unnest(",
         );
         out.push_bind_param::<Array<Timestamp>, _>(&self.occurred_at)?;
@@ -412,6 +442,8 @@ impl QueryFragment<Pg> for UnnestEvents<'_> {
         out.push_bind_param::<Array<Nullable<Text>>, _>(&self.request_id)?;
         out.push_sql(", ");
         out.push_bind_param::<Array<Nullable<Text>>, _>(&self.actor_link)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Nullable<Text>>, _>(&self.actor_user_id)?;
         out.push_sql(")");
         Ok(())
     }
@@ -460,6 +492,7 @@ fn write_batch(
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
     pub actor_token_id: Option<String>,
+    pub actor_user_id: Option<String>,
     pub subject_type: Option<String>,
     pub subject_id: Option<String>,
     pub action: Option<String>,
@@ -474,6 +507,9 @@ pub fn list(conn: &mut DbConnection, filter: &AuditFilter, limit: i64) -> Result
     let mut query = audit_events::table.into_boxed();
     if let Some(v) = &filter.actor_token_id {
         query = query.filter(audit_events::actor_token_id.eq(v.clone()));
+    }
+    if let Some(v) = &filter.actor_user_id {
+        query = query.filter(audit_events::actor_user_id.eq(v.clone()));
     }
     if let Some(v) = &filter.subject_type {
         query = query.filter(audit_events::subject_type.eq(v.clone()));
@@ -507,6 +543,7 @@ pub fn list(conn: &mut DbConnection, filter: &AuditFilter, limit: i64) -> Result
                 subject_id: r.subject_id,
                 request_id: r.request_id,
                 actor_link: r.actor_link,
+                actor_user_id: r.actor_user_id,
             })
             .collect(),
         more,

@@ -18,6 +18,7 @@ type Row = (
     Option<String>,
     DateTime<Utc>,
     Option<String>,
+    Option<String>,
 );
 
 fn event(actor: &Actor, subject_id: String, at: DateTime<Utc>) -> PendingEvent {
@@ -39,6 +40,7 @@ fn row(e: &PendingEvent) -> Row {
         e.actor.request_id.clone(),
         e.at,
         e.actor.link.clone(),
+        e.actor.user_id.map(|u| u.to_string()),
     )
 }
 
@@ -67,11 +69,13 @@ fn events_from_concurrent_reads_are_all_committed_once_field_for_field() {
                 s.spawn(move || {
                     let mut sent = Vec::new();
                     for i in 0..30_i64 {
-                        // Every fifth read is a patient's link instead of a token.
+                        // Every fifth read is a patient's link instead of a token; every
+                        // other one is a staff member's (a personal token).
                         let by_link = i % 5 == 0;
                         let actor = Actor {
                             token_id: (!by_link).then_some(token),
                             link: by_link.then(|| format!("appointment:{t}-{i}")),
+                            user_id: (!by_link && i % 2 == 0).then(clinic_domain::ids::UserId::new),
                             request_id: (i % 3 != 0).then(|| format!("req-{t}-{i}")),
                         };
                         let events: Vec<PendingEvent> = (0..1 + i % 4)
@@ -106,6 +110,7 @@ fn events_from_concurrent_reads_are_all_committed_once_field_for_field() {
                 e.request_id,
                 e.occurred_at,
                 e.actor_link,
+                e.actor_user_id,
             )
         })
         .collect();

@@ -205,6 +205,16 @@ impl Composer {
         }
     }
 
+    /// The database's link secret, from which each kind of link derives its own key.
+    pub fn link_secret(&self) -> &LinkSigner {
+        &self.links
+    }
+
+    /// The address the links in emails point at, without a trailing slash.
+    pub fn public_url(&self) -> String {
+        self.clinic.public_url.clone()
+    }
+
     /// The signer of the patients' self-service links (a key derived from the link secret).
     pub fn patient_links(&self) -> PatientLinks {
         PatientLinks::from_secret(&self.links)

@@ -328,6 +328,7 @@ fn history(
             appointment_history::at.eq(time::to_db(now)),
             appointment_history::actor_token_id.eq(actor.token_id.map(|t| t.to_string())),
             appointment_history::actor_link.eq(actor.link.as_deref()),
+            appointment_history::actor_user_id.eq(actor.user_id.map(|u| u.to_string())),
             appointment_history::action.eq(action),
             appointment_history::detail.eq(detail),
         ))
@@ -806,12 +807,21 @@ pub struct HistoryEntry {
     pub actor_token_id: Option<String>,
     /// The patient's link, when the patient made the change (see `Actor::link`).
     pub actor_link: Option<String>,
+    /// The staff member, when a person made the change.
+    pub actor_user_id: Option<String>,
     pub action: String,
     pub detail: Option<String>,
 }
 
 pub fn history_of(conn: &mut DbConnection, id: AppointmentId) -> Result<Vec<HistoryEntry>, SchedulingError> {
-    type HistoryRow = (NaiveDateTime, Option<String>, Option<String>, String, Option<String>);
+    type HistoryRow = (
+        NaiveDateTime,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        String,
+        Option<String>,
+    );
     let rows: Vec<HistoryRow> = appointment_history::table
         .filter(appointment_history::appointment_id.eq(id.to_string()))
         .order(appointment_history::id)
@@ -819,19 +829,23 @@ pub fn history_of(conn: &mut DbConnection, id: AppointmentId) -> Result<Vec<Hist
             appointment_history::at,
             appointment_history::actor_token_id,
             appointment_history::actor_link,
+            appointment_history::actor_user_id,
             appointment_history::action,
             appointment_history::detail,
         ))
         .load(conn)?;
     Ok(rows
         .into_iter()
-        .map(|(at, actor_token_id, actor_link, action, detail)| HistoryEntry {
-            at: time::from_db(at),
-            actor_token_id,
-            actor_link,
-            action,
-            detail,
-        })
+        .map(
+            |(at, actor_token_id, actor_link, actor_user_id, action, detail)| HistoryEntry {
+                at: time::from_db(at),
+                actor_token_id,
+                actor_link,
+                actor_user_id,
+                action,
+                detail,
+            },
+        )
         .collect())
 }
 

@@ -41,6 +41,9 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Manage staff accounts (people who sign in to the console).
+    #[command(subcommand)]
+    User(UserCommand),
     /// Print the OpenAPI document (JSON) on stdout.
     Openapi,
     /// Add the seed content (conditions, screening criteria, articles) that is missing.
@@ -107,6 +110,38 @@ pub enum TokenCommand {
     Revoke { id: String },
 }
 
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Create a user. Prints a one-time set-password link (valid 24 h) on stdout, or with
+    /// --password-stdin reads the password from standard input instead.
+    Create {
+        #[arg(long)]
+        email: String,
+        /// The name the console shows.
+        #[arg(long)]
+        name: String,
+        /// admin, clinician, scheduler, editor or viewer (docs/security.md lists their scopes).
+        #[arg(long)]
+        role: String,
+        /// Read the password from standard input (one line) instead of printing a link.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users (never their passwords).
+    List,
+    /// Disable a user: they cannot sign in, and their personal tokens are revoked at once.
+    Disable {
+        #[arg(long)]
+        email: String,
+    },
+    /// Print a new one-time set-password link (valid 24 h) for a user. Their current
+    /// password works until they set a new one.
+    ResetPassword {
+        #[arg(long)]
+        email: String,
+    },
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::Openapi = cli.command {
@@ -136,6 +171,7 @@ pub fn main() -> ExitCode {
         Command::Reminders(RemindersCommand::RunOnce) => reminders_run_once(&settings),
         Command::Migrate => migrate(&settings),
         Command::Token(cmd) => token(&settings, cmd),
+        Command::User(cmd) => user(&settings, cmd),
         Command::Seed => seed(&settings),
         Command::Backup { file } => backup::backup(&settings, &file),
         Command::Restore { file } => backup::restore(&settings, &file),
@@ -289,6 +325,117 @@ fn seed(settings: &Settings) -> Result<(), String> {
         "seed: added {} conditions, {} screening criteria, {} articles, {} appointment types, {} pump models, {} drugs",
         report.conditions, report.criteria, report.articles, types, models, drugs
     );
+    Ok(())
+}
+
+/// Field errors as one line: `field: message; …`.
+fn field_errors(e: &clinic_domain::ValidationErrors) -> String {
+    e.errors()
+        .iter()
+        .map(|f| format!("{}: {}", f.field, f.message))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn user_error(e: clinic_flows::users::UserFlowError) -> String {
+    use clinic_flows::users::UserFlowError;
+    match e {
+        UserFlowError::Invalid(errors) => field_errors(&errors),
+        other => other.to_string(),
+    }
+}
+
+fn user_by_email(conn: &mut DbConnection, email: &str) -> Result<clinic_auth::users::User, String> {
+    clinic_auth::users::find_by_email(conn, email)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no user has the email {email}"))
+}
+
+fn user(settings: &Settings, cmd: UserCommand) -> Result<(), String> {
+    use clinic_flows::users as flows;
+    let mut conn = open(settings)?;
+    let now = clinic_store::time::now();
+    let secret = clinic_reminders::links::LinkSigner::load_or_create(&mut conn, now).map_err(|e| e.to_string())?;
+    let signer = flows::password_links(&secret);
+    let link = |path: String| format!("{}{path}", settings.public_url);
+    match cmd {
+        UserCommand::Create {
+            email,
+            name,
+            role,
+            password_stdin,
+        } => {
+            let new = clinic_auth::users::NewUser::parse(&email, &name, &role).map_err(|e| field_errors(&e))?;
+            let password = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin()
+                    .read_line(&mut line)
+                    .map_err(|e| format!("reading the password: {e}"))?;
+                Some(line.trim_end_matches(['\r', '\n']).to_owned())
+            } else {
+                None
+            };
+            let user = flows::create(&mut conn, &Actor::system(), new, password.as_deref(), now).map_err(user_error)?;
+            if password.is_some() {
+                eprintln!(
+                    "created user {} ({}, {}) with the password given",
+                    user.id, user.email, user.role
+                );
+            } else {
+                let path =
+                    flows::password_link(&mut conn, &Actor::system(), &signer, user.id, now).map_err(user_error)?;
+                // Only the link on stdout, for scripts; it works once, for 24 hours.
+                println!("{}", link(path));
+                eprintln!(
+                    "created user {} ({}, {}); give them the link above to choose a password (it works once, for {} hours)",
+                    user.id,
+                    user.email,
+                    user.role,
+                    flows::PASSWORD_LINK_HOURS
+                );
+            }
+        }
+        UserCommand::List => {
+            println!(
+                "{:<36}  {:<9}  {:<9}  {:<8}  {:<25}  EMAIL",
+                "ID", "ROLE", "STATE", "PASSWORD", "LAST SIGN-IN"
+            );
+            for u in clinic_auth::users::list(&mut conn).map_err(|e| e.to_string())? {
+                let last = u
+                    .last_sign_in_at
+                    .map(|t| t.to_rfc3339())
+                    .unwrap_or_else(|| "never".into());
+                println!(
+                    "{:<36}  {:<9}  {:<9}  {:<8}  {:<25}  {}",
+                    u.id,
+                    u.role,
+                    u.state.as_str(),
+                    if u.has_password { "set" } else { "not set" },
+                    last,
+                    u.email
+                );
+            }
+        }
+        UserCommand::Disable { email } => {
+            let u = user_by_email(&mut conn, &email)?;
+            let changes = clinic_auth::users::UserChanges {
+                state: Some(clinic_auth::users::UserState::Disabled),
+                ..Default::default()
+            };
+            let u = flows::update(&mut conn, &Actor::system(), u.id, changes, now).map_err(user_error)?;
+            println!("disabled {} ({}); their personal tokens are revoked", u.id, u.email);
+        }
+        UserCommand::ResetPassword { email } => {
+            let u = user_by_email(&mut conn, &email)?;
+            let path = flows::password_link(&mut conn, &Actor::system(), &signer, u.id, now).map_err(user_error)?;
+            println!("{}", link(path));
+            eprintln!(
+                "a set-password link for {}: it works once, for {} hours; the current password works until then",
+                u.email,
+                flows::PASSWORD_LINK_HOURS
+            );
+        }
+    }
     Ok(())
 }
 

@@ -128,6 +128,15 @@ pub fn run(settings: Settings, scheduler: bool) -> Result<(), String> {
             }
             println!("    clinic token create --name NAME --scope SCOPE [--scope SCOPE…]");
         }
+        // Until the first person has an account, every start says how to make one.
+        if clinic_auth::users::count(&mut conn).map_err(|e| e.to_string())? == 0 {
+            println!("No staff accounts yet. Create the first admin with:");
+            println!("    clinic user create --email EMAIL --name \"NAME\" --role admin");
+            println!(
+                "It prints a one-time link under {}/console/ where they choose their password.",
+                settings.public_url
+            );
+        }
     }
     if settings.seed_on_first_start {
         let mut conn = pool::get(&db_pool).map_err(|e| e.to_string())?;
@@ -222,6 +231,7 @@ pub fn run(settings: Settings, scheduler: bool) -> Result<(), String> {
         composer: composer.clone(),
         db_gate: DbGate::for_pool(&db_pool, &settings.database_url),
         self_service_settings: Default::default(),
+        metrics_token: settings.metrics_token.as_deref().map(Arc::from),
     };
 
     let system = actix_web::rt::System::new();

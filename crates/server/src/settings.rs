@@ -51,6 +51,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ("CLINIC_REMINDER_LEASE_SECONDS", "reminder_lease_seconds", "300"),
     ("CLINIC_SELF_SERVICE_ADDRESS_LIMIT", "self_service_address_limit", "300"),
     ("CLINIC_SELF_SERVICE_LINK_LIMIT", "self_service_link_limit", "30"),
+    ("CLINIC_METRICS_TOKEN", "metrics_token", "(none: /metrics is open)"),
     ("CLINIC_LOG_FORMAT", "log_format", "text"),
     ("CLINIC_SEED_ON_FIRST_START", "seed_on_first_start", "true"),
 ];
@@ -112,6 +113,8 @@ pub struct Settings {
     pub self_service_address_limit: u32,
     /// Requests a minute on one self-service link.
     pub self_service_link_limit: u32,
+    /// The bearer value `/metrics` requires, when set (at least 32 characters).
+    pub metrics_token: Option<String>,
     pub log_format: LogFormat,
     /// Load the seed content (conditions, criteria, articles) when the database has none.
     pub seed_on_first_start: bool,
@@ -297,6 +300,17 @@ impl Settings {
         let self_service_address_limit =
             parse_number(&src, "CLINIC_SELF_SERVICE_ADDRESS_LIMIT", 300u32, 1..=1_000_000)?;
         let self_service_link_limit = parse_number(&src, "CLINIC_SELF_SERVICE_LINK_LIMIT", 30u32, 1..=1_000_000)?;
+        let metrics_token = match src.get("CLINIC_METRICS_TOKEN") {
+            // A scraper's secret: long enough not to be guessed, and one header value.
+            Some((v, name)) if v.len() < 32 || !v.bytes().all(|b| b.is_ascii_graphic()) => {
+                return Err(err(
+                    &name,
+                    "must be at least 32 printable characters with no spaces (e.g. `openssl rand -hex 32`)",
+                ))
+            }
+            Some((v, _)) => Some(v),
+            None => None,
+        };
         let log_format = match src.get("CLINIC_LOG_FORMAT") {
             Some((v, _)) if v == "text" => LogFormat::Text,
             Some((v, _)) if v == "json" => LogFormat::Json,
@@ -333,6 +347,7 @@ impl Settings {
             reminder_lease_seconds,
             self_service_address_limit,
             self_service_link_limit,
+            metrics_token,
             log_format,
         })
     }
@@ -445,6 +460,8 @@ mod tests {
             ("CLINIC_TOKEN_MAX_DAYS", "0"),
             ("CLINIC_TOKEN_MAX_DAYS", "3651"),
             ("CLINIC_LOG_FORMAT", "xml"),
+            ("CLINIC_METRICS_TOKEN", "too-short"),
+            ("CLINIC_METRICS_TOKEN", "0123456789abcdef 0123456789abcdef"),
             ("CLINIC_PHONE_REGION", "ZZ"),
             ("CLINIC_SEED_ON_FIRST_START", "yes"),
             ("CLINIC_MAIL_FROM", "not an address"),

@@ -11,6 +11,25 @@ diesel::table! {
         expires_at -> Nullable<Timestamp>,
         revoked_at -> Nullable<Timestamp>,
         last_used_at -> Nullable<Timestamp>,
+        user_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Text,
+        email -> Text,
+        email_key -> Text,
+        display_name -> Text,
+        role -> Text,
+        state -> Text,
+        password_hash -> Nullable<Text>,
+        password_changed_at -> Nullable<Timestamp>,
+        credential_version -> BigInt,
+        last_sign_in_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        version -> BigInt,
     }
 }
 
@@ -44,6 +63,7 @@ diesel::table! {
         subject_id -> Text,
         request_id -> Nullable<Text>,
         actor_link -> Nullable<Text>,
+        actor_user_id -> Nullable<Text>,
     }
 }
 
@@ -155,6 +175,7 @@ diesel::joinable!(screening_answers -> screenings (screening_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     api_tokens,
+    users,
     patients,
     audit_events,
     conditions,
@@ -286,6 +307,7 @@ diesel::table! {
         action -> Text,
         detail -> Nullable<Text>,
         actor_link -> Nullable<Text>,
+        actor_user_id -> Nullable<Text>,
     }
 }
 

@@ -27,7 +27,6 @@ use clinic_scheduling::providers::Provider;
 use minijinja::{context, Value};
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use crate::extract::RequestId;
 use crate::pages::{clinic_context, private_page, render_html};
 use crate::problem::ApiError;
 use crate::state::AppState;
@@ -65,8 +64,7 @@ impl LinkCall {
 
 /// The request id, for the audit events the pages' reads and actions record.
 fn request_id(req: &HttpRequest) -> Option<String> {
-    use actix_web::HttpMessage;
-    req.extensions().get::<RequestId>().map(|r| r.0.clone())
+    crate::extract::request_id_of(req)
 }
 
 /// Splits a flow's outcome: what the page shows (done or refused) and a server fault.

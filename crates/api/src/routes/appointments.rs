@@ -579,7 +579,7 @@ pub async fn mark_no_show_appointment(
 #[derive(Serialize, ToSchema)]
 #[schema(example = json!({
     "at": "2027-03-02T16:20:00Z", "actor_token_id": "0193a0c4-3f3e-7b61-9a51-3c1c2b0d9e1a", "action": "rescheduled",
-    "detail": "2027-03-12T15:00:00+00:00 → 2027-03-15T14:00:00+00:00", "actor_type": "token", "actor_link": null
+    "detail": "2027-03-12T15:00:00+00:00 → 2027-03-15T14:00:00+00:00", "actor_type": "token", "actor_link": null, "actor_user_id": null
 }))]
 pub struct HistoryEntryResponse {
     pub at: DateTime<Utc>,
@@ -588,10 +588,13 @@ pub struct HistoryEntryResponse {
     /// booked, rescheduled, patient_confirmed, checked_in, completed, no_show, cancelled
     pub action: String,
     pub detail: Option<String>,
-    /// `token`, `patient_link` (the patient, from their self-service link) or `system`.
+    /// `token`, `user` (a staff member in the console), `patient_link` (the patient, from
+    /// their self-service link) or `system`.
     pub actor_type: String,
     /// `appointment:<id>` or `refill:<pump id>` when the patient acted from a link.
     pub actor_link: Option<String>,
+    /// The staff member, when a person made the change (a session or their personal token).
+    pub actor_user_id: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -621,9 +624,14 @@ pub async fn list_appointment_history(
             .into_iter()
             .map(|h| HistoryEntryResponse {
                 at: h.at,
-                actor_type: clinic_patients::audit::kind_of(h.actor_token_id.is_some(), h.actor_link.is_some())
-                    .to_owned(),
+                actor_type: clinic_patients::audit::kind_of(
+                    h.actor_token_id.is_some(),
+                    h.actor_link.is_some(),
+                    h.actor_user_id.is_some(),
+                )
+                .to_owned(),
                 actor_link: h.actor_link,
+                actor_user_id: h.actor_user_id,
                 actor_token_id: h.actor_token_id,
                 action: h.action,
                 detail: h.detail,

@@ -21,7 +21,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
     "id": 42, "occurred_at": "2027-01-04T15:00:00.123456Z",
     "actor_token_id": "0193a0c4-3f3e-7b61-9a51-3c1c2b0d9e10", "action": "patient.read",
     "subject_type": "patient", "subject_id": "0193a0c5-0000-7000-8000-000000000001",
-    "request_id": "0193a0c5-1111-7000-8000-000000000002", "actor_type": "token", "actor_link": null
+    "request_id": "0193a0c5-1111-7000-8000-000000000002", "actor_type": "token", "actor_link": null,
+    "actor_user_id": "0193a0c4-2222-7000-8000-000000000003"
 }))]
 pub struct AuditEventResponse {
     pub id: i64,
@@ -33,12 +34,16 @@ pub struct AuditEventResponse {
     pub subject_type: String,
     pub subject_id: String,
     pub request_id: Option<String>,
-    /// Who acted: `token` (an API token, `actor_token_id`), `patient_link` (the patient, from
-    /// the self-service link named in `actor_link`) or `system` (the CLI or the scheduler).
+    /// Who acted: `token` (an API token, `actor_token_id`; a personal one names its maker in
+    /// `actor_user_id`), `user` (a staff member signed in to the console, `actor_user_id`),
+    /// `patient_link` (the patient, from the self-service link named in `actor_link`) or
+    /// `system` (the CLI or the scheduler).
     pub actor_type: String,
     /// The patient's link when `actor_type` is `patient_link`: `appointment:<appointment id>`
     /// or `refill:<pump id>`.
     pub actor_link: Option<String>,
+    /// The staff member who acted (a console session or their personal token), when a person did.
+    pub actor_user_id: Option<String>,
 }
 
 impl From<AuditEvent> for AuditEventResponse {
@@ -46,9 +51,15 @@ impl From<AuditEvent> for AuditEventResponse {
         Self {
             id: e.id,
             occurred_at: e.occurred_at,
-            actor_type: clinic_patients::audit::kind_of(e.actor_token_id.is_some(), e.actor_link.is_some()).to_owned(),
+            actor_type: clinic_patients::audit::kind_of(
+                e.actor_token_id.is_some(),
+                e.actor_link.is_some(),
+                e.actor_user_id.is_some(),
+            )
+            .to_owned(),
             actor_token_id: e.actor_token_id,
             actor_link: e.actor_link,
+            actor_user_id: e.actor_user_id,
             action: e.action,
             subject_type: e.subject_type,
             subject_id: e.subject_id,
@@ -63,6 +74,8 @@ impl From<AuditEvent> for AuditEventResponse {
 pub struct ListAuditQuery {
     /// Only events of this token.
     pub actor_token_id: Option<String>,
+    /// Only events of this staff member (their console sessions and personal tokens).
+    pub actor_user_id: Option<String>,
     /// Only events about this kind of record, e.g. `patient`.
     pub subject_type: Option<String>,
     /// Only events about this record.
@@ -102,6 +115,7 @@ pub async fn list_audit_events(
         .transpose()?;
     let filter = AuditFilter {
         actor_token_id: q.actor_token_id,
+        actor_user_id: q.actor_user_id,
         subject_type: q.subject_type,
         subject_id: q.subject_id,
         action: q.action,

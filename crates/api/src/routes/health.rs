@@ -1,7 +1,9 @@
 //! Process health, database readiness and metrics.
 
-use actix_web::{get, web, HttpResponse};
+use actix_web::http::header;
+use actix_web::{get, web, HttpRequest, HttpResponse};
 use serde::Serialize;
+use subtle::ConstantTimeEq;
 use utoipa::ToSchema;
 
 use crate::problem::ApiError;
@@ -33,8 +35,11 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<web::Json<Health>, Api
 #[utoipa::path(
     tag = "operations",
     operation_id = "get_metrics",
-    security(()),
-    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain",
+    description = "Open unless `CLINIC_METRICS_TOKEN` is set; then it needs `Authorization: Bearer` with that value.",
+    security((), ("metrics_token" = [])),
+    responses(
+        (status = 401, description = "`CLINIC_METRICS_TOKEN` is set and the request does not carry it", body = crate::problem::Problem, content_type = "application/problem+json"),
+        (status = 200, description = "Prometheus text format", body = String, content_type = "text/plain",
         example = "# HELP clinic_http_request_duration_seconds HTTP request latency by method and route pattern\n\
         # TYPE clinic_http_request_duration_seconds histogram\n\
         clinic_http_request_duration_seconds_bucket{method=\"GET\",route=\"/api/v1/patients/{id}\",le=\"0.0005\"} 0\n\
@@ -59,7 +64,19 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<web::Json<Health>, Api
         clinic_http_requests_total{method=\"GET\",route=\"/api/v1/patients/{id}\",status=\"404\"} 1\n"))
 )]
 #[get("/metrics")]
-pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    if let Some(expected) = &state.metrics_token {
+        let presented = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        // Compared in constant time: the answer's timing must not tell how much matched.
+        if !bool::from(presented.as_bytes().ct_eq(expected.as_bytes())) {
+            return Err(ApiError::Unauthorized);
+        }
+    }
     let text = state.metrics.render().map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")

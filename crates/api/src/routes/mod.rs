@@ -28,6 +28,7 @@ pub(crate) fn path_id<T: std::str::FromStr>(raw: &str, what: &'static str) -> Re
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.configure(crate::pages::configure);
     cfg.configure(crate::my::configure);
+    cfg.configure(crate::console::configure);
     cfg.service(health::healthz)
         .service(health::readyz)
         .service(health::metrics)

@@ -153,6 +153,7 @@ impl TestApp {
             self_service_limits: Default::default(),
             audit: clinic_patients::audit::AuditWriter::start(db.url().clone()),
             composer,
+            metrics_token: None,
             self_service_settings: Default::default(),
             db_gate: clinic_api::state::DbGate::for_pool(&pool, db.url()),
         };
