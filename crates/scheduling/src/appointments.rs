@@ -90,16 +90,22 @@ fn to_appointment((r, type_name, zone): Joined) -> Result<Appointment, Schedulin
     })
 }
 
-macro_rules! joined_query {
+/// Appointments with their type and provider.
+macro_rules! joined_tables {
     () => {
         appointments::table
             .inner_join(appointment_types::table)
             .inner_join(provider_table::table)
-            .select((
-                appointments::all_columns,
-                appointment_types::name,
-                provider_table::time_zone,
-            ))
+    };
+}
+
+macro_rules! joined_query {
+    () => {
+        joined_tables!().select((
+            appointments::all_columns,
+            appointment_types::name,
+            provider_table::time_zone,
+        ))
     };
 }
 
@@ -119,9 +125,7 @@ pub fn load_with_provider_name(
     conn: &mut DbConnection,
     id: AppointmentId,
 ) -> Result<(Appointment, String), SchedulingError> {
-    let (row, type_name, zone, provider_name): (Row, String, String, String) = appointments::table
-        .inner_join(appointment_types::table)
-        .inner_join(provider_table::table)
+    let (row, type_name, zone, provider_name): (Row, String, String, String) = joined_tables!()
         .select((
             appointments::all_columns,
             appointment_types::name,
