@@ -768,7 +768,7 @@ impl Clinic {
             0,
         );
         // A staff member's set-password link, as `clinic user create` prints it.
-        let set_password_token = {
+        let (staff_user_id, set_password_token) = {
             let mut conn = clinic_store::pool::get(&app.pool).expect("connection");
             let new =
                 clinic_auth::users::NewUser::parse("staff@clinic.example", "Staff Member", "viewer").expect("user");
@@ -777,7 +777,7 @@ impl Clinic {
             let signer = clinic_flows::users::password_links(app.state().composer.link_secret());
             let path = clinic_flows::users::password_link(&mut conn, &actor, &signer, user.id, app.state().now())
                 .expect("link");
-            path.rsplit('/').next().expect("token").to_owned()
+            (user.id.to_string(), path.rsplit('/').next().expect("token").to_owned())
         };
         let token = created(
             app.post(
@@ -842,6 +842,7 @@ impl Clinic {
             (("appointments", "token"), appointment_token),
             (("book", "token"), refill_token),
             (("set-password", "token"), set_password_token),
+            (("users", "id"), staff_user_id),
         ]);
         // The "stop emailing me" link of the reminder's email.
         let stop = app.state().composer.links.sign(

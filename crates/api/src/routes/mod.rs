@@ -14,6 +14,7 @@ pub mod screening;
 pub mod self_service;
 pub mod self_service_links;
 pub mod tokens;
+pub mod users;
 
 use actix_web::HttpRequest;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -35,6 +36,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(
             utoipa_actix_web::scope("/api/v1")
                 .configure(tokens::configure)
+                .configure(users::configure)
                 .configure(patients::configure)
                 .configure(audit::configure)
                 .configure(articles::configure)
