@@ -423,6 +423,18 @@ pub struct StopQuery {
 }
 
 /// Pages about one person (the stop link, the request form with what was typed): never cached.
+/// A private page from `template` with the clinic's details (the patients' and the staff's
+/// link pages).
+pub(crate) fn clinic_page(
+    state: &AppState,
+    status: StatusCode,
+    template: &str,
+    ctx: minijinja::Value,
+) -> Result<HttpResponse, ApiError> {
+    let ctx = context! { clinic => clinic_context(state), ..ctx };
+    Ok(private_page(status, render_html(template, ctx)?))
+}
+
 pub(crate) fn private_page(status: StatusCode, html: Bytes) -> HttpResponse {
     let mut res = html_response(status, html);
     res.headers_mut().insert(

@@ -87,15 +87,6 @@ pub fn verify(password: &str, phc: &str) -> bool {
     hasher().verify_password(password.as_bytes(), &parsed).is_ok()
 }
 
-/// Spends the time of one verification without an account to check against: sign-in answers
-/// an unknown email as slowly as a wrong password, so timing does not tell which it was.
-pub fn verify_nothing(password: &str) {
-    static DUMMY: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-    if let Some(phc) = DUMMY.get_or_init(|| hash("no account has this password").ok()) {
-        let _ = verify(password, phc);
-    }
-}
-
 /// Hashing failed (argon2 refuses only impossible inputs; reported without the password).
 #[derive(Debug, thiserror::Error)]
 #[error("the password could not be hashed")]

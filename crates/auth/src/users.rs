@@ -11,7 +11,7 @@ use clinic_domain::contact::EmailAddress;
 use clinic_domain::ids::UserId;
 use clinic_domain::{FieldError, ValidationErrors};
 use clinic_store::schema::{api_tokens, users};
-use clinic_store::{dialect, time, DbConnection, StoreError};
+use clinic_store::{time, DbConnection, StoreError};
 use diesel::prelude::*;
 
 use crate::AuthError;
@@ -316,12 +316,4 @@ pub fn set_password_hash(
         return Err(AuthError::UserNotFound);
     }
     get(conn, id)
-}
-
-/// Runs `f` in a write transaction (for callers outside a use case, such as tests).
-pub fn in_transaction<T>(
-    conn: &mut DbConnection,
-    f: impl FnOnce(&mut DbConnection) -> Result<T, AuthError>,
-) -> Result<T, AuthError> {
-    dialect::write_transaction(conn, f)
 }

@@ -14,7 +14,6 @@ use actix_web::{HttpRequest, HttpResponse};
 use minijinja::{context, Value};
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use crate::pages::{clinic_context, private_page, render_html};
 use crate::problem::ApiError;
 use crate::state::AppState;
 
@@ -24,8 +23,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
 
 /// Renders a console page: never cached, no referrer (the middleware sets it for all pages).
 fn page(state: &AppState, status: StatusCode, template: &str, ctx: Value) -> Result<HttpResponse, ApiError> {
-    let ctx = context! { clinic => clinic_context(state), ..ctx };
-    Ok(private_page(status, render_html(template, ctx)?))
+    crate::pages::clinic_page(state, status, template, ctx)
 }
 
 /// A console page that refuses: a heading, a sentence, and whom to ask.

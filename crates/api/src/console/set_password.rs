@@ -155,41 +155,44 @@ pub async fn set_password(
             return form_page(&state, StatusCode::UNPROCESSABLE_ENTITY, &token, &holder.email, problem);
         }
     };
+    if form.password != form.confirm {
+        let problem = Some("The two passwords differ.".to_owned());
+        return form_page(&state, StatusCode::UNPROCESSABLE_ENTITY, &token, &holder.email, problem);
+    }
     let (signer, now, t) = (signer(&state), state.now(), token.clone());
     let request_id = crate::extract::request_id_of(&req);
-    let mismatch = form.password != form.confirm;
     let outcome = state
         .db(move |conn| {
-            let user = match flows::open_password_link(conn, &signer, &t, now) {
-                Ok(u) => u,
-                Err(e) => return Ok::<_, ApiError>(Err(e)),
-            };
-            if mismatch {
-                return Ok(Ok(Err((user.email, "The two passwords differ.".to_owned()))));
-            }
-            Ok(
-                match flows::set_password_from_link(conn, &signer, &t, &form.password, request_id, now) {
-                    Ok(_) => Ok(Ok(())),
-                    Err(UserFlowError::Invalid(errors)) => Ok(Err((
-                        user.email,
-                        errors
-                            .errors()
-                            .iter()
-                            .map(|e| e.message.clone())
-                            .collect::<Vec<_>>()
-                            .join(" "),
-                    ))),
-                    Err(e) => Err(e),
-                },
-            )
+            Ok::<_, ApiError>(flows::set_password_from_link(
+                conn,
+                &signer,
+                &t,
+                &form.password,
+                request_id,
+                now,
+            ))
         })
         .await?;
     match outcome {
-        Ok(Ok(())) => Ok(HttpResponse::SeeOther()
+        Ok(_) => Ok(HttpResponse::SeeOther()
             .insert_header((actix_web::http::header::LOCATION, "/console/password-set"))
             .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
             .finish()),
-        Ok(Err((email, problem))) => form_page(&state, StatusCode::UNPROCESSABLE_ENTITY, &token, &email, Some(problem)),
+        Err(UserFlowError::Invalid(errors)) => {
+            let problem = errors
+                .errors()
+                .iter()
+                .map(|e| e.message.clone())
+                .collect::<Vec<_>>()
+                .join(" ");
+            form_page(
+                &state,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &token,
+                &holder.email,
+                Some(problem),
+            )
+        }
         Err(e) => link_refusal(&state, &e),
     }
 }

@@ -27,7 +27,6 @@ use clinic_scheduling::providers::Provider;
 use minijinja::{context, Value};
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use crate::pages::{clinic_context, private_page, render_html};
 use crate::problem::ApiError;
 use crate::state::AppState;
 
@@ -86,8 +85,7 @@ fn date_text(d: NaiveDate) -> String {
 
 /// Renders a self-service page: never cached (it carries the token), no referrer.
 fn page(state: &AppState, status: StatusCode, template: &str, ctx: Value) -> Result<HttpResponse, ApiError> {
-    let ctx = context! { clinic => clinic_context(state), ..ctx };
-    Ok(private_page(status, render_html(template, ctx)?))
+    crate::pages::clinic_page(state, status, template, ctx)
 }
 
 /// The page for a link that opens nothing, or an action that could not be done.
